@@ -1,0 +1,99 @@
+"""The ``driftline`` command.
+
+Exit codes: 0 ok, 1 failure, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from monitor.config import load_config
+from monitor.errors import DriftlineError
+
+__all__ = ["main"]
+
+log = structlog.get_logger("driftline")
+
+DEFAULT_CACHE = Path.home() / ".cache" / "driftline"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftline",
+        description="Kafka-native monitoring of machine-learning models in production: "
+        "drift, data quality, performance and health per window of traffic.",
+    )
+    parser.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--config", type=Path, default=Path("driftline.yaml"),
+                         help="the YAML configuration (default: driftline.yaml)")
+        sub.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE,
+                         help=f"where reference profiles are cached (default: {DEFAULT_CACHE})")
+
+    run = commands.add_parser(
+        "run", help="consume the three Kafka streams and score every window",
+        description="Run the monitoring daemon: consume predictions, features and labels "
+        "from Kafka, dead-letter invalid messages, score windows. Stops cleanly on "
+        "SIGTERM or Ctrl-C.")
+    common(run)
+    run.add_argument("--output", type=Path,
+                     help="also append every window line (JSONL) to this file")
+    run.add_argument("--max-idle", type=float, default=None, metavar="SECONDS",
+                     help="stop after this many seconds without messages (tests, demos)")
+
+    replay = commands.add_parser(
+        "replay", help="feed recorded events through the pipeline, without Kafka",
+        description="Backtest: feed recorded JSONL events (optionally .gz) through exactly "
+        "the pipeline of the daemon and write a line per window, then a summary.")
+    common(replay)
+    replay.add_argument("--output", type=Path, required=True, help="RESULTS.jsonl to write")
+    replay.add_argument("inputs", type=Path, nargs="+", metavar="INPUT.jsonl")
+    return parser
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    try:
+        config = load_config(args.config)
+        if args.command == "replay":
+            from monitor.replay import replay
+
+            with args.output.open("wb") as output:
+                summary = replay(config, args.inputs, output, args.cache_dir)
+            log.info("replay_done", output=str(args.output), **summary)
+            return 0
+        from monitor.daemon import run_daemon
+
+        run_daemon(config, cache_dir=args.cache_dir, output=args.output,
+                   max_idle_s=args.max_idle)
+        return 0
+    except DriftlineError as err:
+        print(f"driftline: error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The one exception hierarchy of driftline.
+
+Every message says what was wrong, with which input, and what to do about it. Failures of
+Kafka, SQL and MLflow are wrapped with ``raise ... from err`` so the cause stays visible.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DriftlineError",
+    "InputError",
+    "KafkaError",
+    "ReferenceError_",
+    "StoreError",
+]
+
+
+class DriftlineError(Exception):
+    """Base of every error driftline raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(DriftlineError):
+    """The configuration file (or a command-line argument) is invalid."""
+
+    exit_code = 2
+
+
+class InputError(DriftlineError):
+    """An input file (replay input, reference data) cannot be read."""
+
+    exit_code = 2
+
+
+class ReferenceError_(DriftlineError):  # noqa: N801 - avoids shadowing builtins.ReferenceError
+    """The reference data of a model is missing, unreadable or unusable."""
+
+    exit_code = 2
+
+
+class KafkaError(DriftlineError):
+    """The Kafka cluster could not be reached or refused an operation."""
+
+
+class StoreError(DriftlineError):
+    """The SQL store could not be reached or refused an operation."""

@@ -1,0 +1,321 @@
+"""The one core shared by ``driftline run`` and ``driftline replay``: no I/O, only callbacks.
+
+A source feeds ``Message``s in order to ``Pipeline.process``; the pipeline decodes and
+validates them, joins predictions with their features and labels, assigns predictions to
+windows, closes windows on event time and scores them. Outputs leave through two
+callbacks: ``on_window(line)`` for every window line of contract section 3 (first close and
+revisions) and ``on_dead_letter(message, reason, detail)`` for every rejected message.
+
+The result depends only on the order of the messages, never on how they are batched.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.config import Config, ModelConfig
+from monitor.engine.profile import ReferenceProfile
+from monitor.ingest.decode import Decoder, Event, Rejection
+from monitor.ingest.join import JoinBuffer
+from monitor.windows.assigner import WindowAssigner
+from monitor.windows.window import Window
+
+__all__ = ["Message", "Pipeline"]
+
+_NEVER = 2**62  # a deadline no clock reaches
+_RECHECK = -(2**62)  # forces the next close check to scan the open windows
+
+WindowSink = Callable[[dict[str, Any]], None]
+DeadLetterSink = Callable[["Message", str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One raw message as it came from its source (Kafka record or replay line)."""
+
+    stream: str
+    value: bytes | None
+    topic: str
+    partition: int = 0
+    offset: int = 0
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(slots=True)
+class _Remembered:
+    """A prediction kept for the features and label that may follow it."""
+
+    window: Window | None
+    prediction: Any
+    probabilities: Any
+    has_features: bool
+    labelled: bool = False
+
+
+class _ModelPipeline:
+    """Join, windows and counters of one monitored model."""
+
+    def __init__(self, model: ModelConfig, profile: ReferenceProfile, core: Pipeline) -> None:
+        self.model = model
+        self.profile = profile
+        self.core = core
+        join = core.config.join
+        self.join = JoinBuffer(
+            max_pending=join.max_pending,
+            max_age_s=join.max_age_s,
+            max_predictions=join.max_predictions,
+            on_evict=self._evicted,
+        )
+        spec = model.window
+        self.assigner = WindowAssigner(
+            size=spec.size,
+            duration_ms=None if spec.duration_s is None else round(spec.duration_s * 1000),
+            grace_ms=round(spec.grace_s * 1000),
+        )
+        self.open: dict[int, Window] = {}
+        self.closed: list[Window] = []  # closed windows that may still get labels
+        self.clock_ms = -(2**62)
+        self._next_deadline = _RECHECK  # clock value up to which no window is due
+        self._expired_at = self.clock_ms
+
+    # -- events ---------------------------------------------------------------------------
+
+    def on_prediction(self, event: Event, message: Message) -> None:
+        joined = self.join.predictions
+        if event.event_id in joined:
+            self.core.dead_letter(message, "duplicate_event_id",
+                                  f"event_id {event.event_id!r} already seen for model "
+                                  f"{event.model!r}; the first prediction stands")
+            return
+        self.core.counts["predictions"] += 1
+        self._advance(event.ts_ms)
+        body = event.body
+        key = self.assigner.key_for(event.ts_ms, self.clock_ms)
+        window = None if key is None else self._window(key, event, message)
+        features = body.get("features")
+        pending = self.join.take("features", event.event_id)
+        if pending is not None:
+            if features is None:
+                features = pending[0]
+            else:
+                self.core.counts["duplicate_features"] += 1
+        remembered = _Remembered(window, body["prediction"], body.get("probabilities"),
+                                 features is not None)
+        if window is None:
+            self.core.counts["late_predictions"] += 1
+        else:
+            window.add_prediction(event.ts_ms, remembered.prediction,
+                                  remembered.probabilities, features, message)
+            if self.assigner.by_count and self.assigner.is_full(window.key):
+                self._next_deadline = _RECHECK
+        joined.put(event.event_id, event.ts_ms, remembered)
+        label = self.join.take("labels", event.event_id)
+        if label is not None:
+            self._apply_label(remembered, label[0])
+        self._close_due()
+
+    def on_features(self, event: Event, message: Message) -> None:
+        self._advance(event.ts_ms)
+        features = event.body["features"]
+        remembered = self.join.predictions.get(event.event_id)
+        if remembered is None:
+            self.join.hold("features", event.event_id, event.ts_ms, (features, message))
+        elif remembered.has_features:
+            self.core.counts["duplicate_features"] += 1
+        else:
+            remembered.has_features = True
+            window = remembered.window
+            if window is None or window.closed:
+                self.core.counts["late_features"] += 1
+            else:
+                window.add_features(features, message)
+        self._close_due()
+
+    def on_label(self, event: Event, message: Message) -> None:
+        label = event.body["label"]
+        remembered = self.join.predictions.get(event.event_id)
+        if remembered is None:
+            self.join.hold("labels", event.event_id, event.ts_ms, (label, message))
+        else:
+            self._apply_label(remembered, label)
+
+    def _apply_label(self, remembered: _Remembered, label: Any) -> None:
+        if remembered.labelled:
+            self.core.counts["duplicate_labels"] += 1
+            return
+        remembered.labelled = True
+        window = remembered.window
+        if window is None:
+            self.core.counts["labels_of_late_predictions"] += 1
+            return
+        window.add_label(remembered.prediction, remembered.probabilities, label)
+
+    # -- windows --------------------------------------------------------------------------
+
+    def _window(self, key: int, event: Event, message: Message) -> Window:
+        window = self.open.get(key)
+        if window is None:
+            if self.assigner.by_count:
+                start_ms = end_ms = event.ts_ms
+            else:
+                start_ms, end_ms = self.assigner.bounds(key)
+            window = Window(key, start_ms, end_ms, self.profile, self.model,
+                            event.body.get("model_version"))
+            self.open[key] = window
+            self._next_deadline = _RECHECK
+        return window
+
+    def _advance(self, ts_ms: int) -> None:
+        if ts_ms > self.clock_ms:
+            self.clock_ms = ts_ms
+            if ts_ms - self._expired_at >= 1000:  # age eviction at most once per second
+                self._expired_at = ts_ms
+                self.join.expire(ts_ms)
+
+    def _close_due(self) -> None:
+        if self.clock_ms <= self._next_deadline:
+            return
+        due, upcoming = [], [_NEVER]
+        for window in self.open.values():
+            when = self.assigner.deadline(window.key, window.newest_ms)
+            if when is None:
+                continue
+            if self.clock_ms > when:
+                due.append(window)
+            else:
+                upcoming.append(when)
+        self._next_deadline = min(upcoming)
+        for window in sorted(due, key=lambda w: w.key):
+            self._close(window)
+        if due:
+            self.emit_revisions()
+
+    def _close(self, window: Window) -> None:
+        del self.open[window.key]
+        window.closed = True
+        self.core.counts["windows"] += 1
+        self.core.emit(window.line(self.core.as_of_ms))
+        if window.refs > 0:
+            self.closed.append(window)
+
+    def close_all(self) -> None:
+        for window in sorted(self.open.values(), key=lambda w: w.key):
+            self._close(window)
+        self._next_deadline = _RECHECK
+
+    def emit_revisions(self) -> None:
+        for window in self.closed:
+            if window.dirty:
+                self.core.emit(window.line(self.core.as_of_ms))
+        self.closed = [w for w in self.closed if w.refs > 0]
+
+    def drain_pending(self) -> None:
+        """End of input: what still waits for its prediction never gets one."""
+        for stream, buffer in self.join.pending.items():
+            for _key, _value in buffer.drain():
+                self.core.counts[f"unmatched_{stream}"] += 1
+
+    def _evicted(self, kind: str, key: str, value: Any) -> None:
+        if kind == "predictions":
+            window = value.window
+            if window is not None:
+                window.refs -= 1
+        else:
+            self.core.counts[f"unmatched_{kind}"] += 1
+
+    def low_offsets(self) -> dict[tuple[str, int], int]:
+        """Per (topic, partition), the lowest offset whose effect is not yet in an output."""
+        low: dict[tuple[str, int], int] = {}
+        for window in self.open.values():
+            for tp, offset in window.first_offsets.items():
+                if offset < low.get(tp, offset + 1):
+                    low[tp] = offset
+        for buffer in self.join.pending.values():
+            for _, message in buffer.values():
+                tp = (message.topic, message.partition)
+                if message.offset < low.get(tp, message.offset + 1):
+                    low[tp] = message.offset
+        return low
+
+
+class Pipeline:
+    """Decode, join, window and score; see the module docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        profiles: Mapping[str, ReferenceProfile],
+        on_window: WindowSink,
+        on_dead_letter: DeadLetterSink,
+    ) -> None:
+        self.config = config
+        self.on_window = on_window
+        self.on_dead_letter = on_dead_letter
+        self.decoder = Decoder((m.name for m in config.models), config.kafka.max_message_bytes)
+        self.counts: Counter[str] = Counter()
+        self.dlq: Counter[str] = Counter()
+        self.as_of_ms = 0
+        self.models = {m.name: _ModelPipeline(m, profiles[m.name], self) for m in config.models}
+
+    def process(self, messages: Iterable[Message]) -> None:
+        decode = self.decoder.decode
+        models = self.models
+        for message in messages:
+            event = decode(message.stream, message.value)
+            if isinstance(event, Rejection):
+                self.dead_letter(message, event.reason, event.detail)
+                continue
+            if event.ts_ms > self.as_of_ms:
+                self.as_of_ms = event.ts_ms
+            model = models[event.model]
+            stream = event.stream
+            if stream == "predictions":
+                model.on_prediction(event, message)
+            elif stream == "features":
+                model.on_features(event, message)
+            else:
+                model.on_label(event, message)
+
+    def dead_letter(self, message: Message, reason: str, detail: str) -> None:
+        self.dlq[reason] += 1
+        self.on_dead_letter(message, reason, detail)
+
+    def emit(self, line: dict[str, Any]) -> None:
+        self.on_window(line)
+
+    def emit_revisions(self) -> None:
+        """Write a revision line for every closed window that late labels changed."""
+        for model in self.models.values():
+            model.emit_revisions()
+
+    def flush(self) -> None:
+        """End of input: close and score every open window, then write revisions."""
+        for model in self.models.values():
+            model.close_all()
+            model.drain_pending()
+        self.emit_revisions()
+
+    def low_offsets(self) -> dict[tuple[str, int], int]:
+        low: dict[tuple[str, int], int] = {}
+        for model in self.models.values():
+            for tp, offset in model.low_offsets().items():
+                if offset < low.get(tp, offset + 1):
+                    low[tp] = offset
+        return low
+
+    def summary(self) -> dict[str, Any]:
+        c = self.counts
+        return {
+            "predictions": c["predictions"],
+            "dlq": dict(sorted(self.dlq.items())),
+            "unmatched": {"features": c["unmatched_features"], "labels": c["unmatched_labels"]},
+            "late_features": c["late_features"],
+            "windows": c["windows"],
+            "late_predictions": c["late_predictions"],
+            "duplicates": {"features": c["duplicate_features"], "labels": c["duplicate_labels"]},
+            "labels_of_late_predictions": c["labels_of_late_predictions"],
+        }
