@@ -43,6 +43,7 @@ __all__ = [
 FeatureKind = Literal["numeric", "categorical"]
 DriftMethod = Literal["auto", "psi", "ks", "chisquare", "jensenshannon", "wasserstein"]
 Task = Literal["classification", "regression"]
+KeyPath = tuple[str | int, ...]  # ("models", 0, "window", "size") is models[0].window.size
 
 
 @dataclass(frozen=True)
@@ -169,9 +170,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     data, lines = _parse_yaml(text, source=str(file))
     if data is None:
         raise ConfigError(f"{file}: the config is empty; it needs at least a `models` list")
-    config = config_from_dict(
-        data, file.resolve().parent, environ, lines=lines, source=str(file)
-    )
+    config = config_from_dict(data, file.resolve().parent, environ, lines=lines, source=str(file))
     return replace(config, path=file.resolve())
 
 
@@ -209,8 +208,6 @@ def config_from_dict(
 
 # --- YAML with line numbers ------------------------------------------------------------
 
-KeyPath = tuple[str | int, ...]
-
 
 def _parse_yaml(text: str, *, source: str) -> tuple[object, dict[KeyPath, int]]:
     """The YAML document as plain data, and the line of every key path in it."""
@@ -238,7 +235,9 @@ def _from_node(
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
-                raise ConfigError(f"{source}: line {line}: {_dotted(path)}: keys must be plain text")
+                raise ConfigError(
+                    f"{source}: line {line}: {_dotted(path)}: keys must be plain text"
+                )
             key = str(key_node.value)  # the text as written: `yes:` or `1:` stay strings
             if key in mapping:
                 raise ConfigError(
@@ -260,8 +259,15 @@ def _from_node(
 # --- messages -------------------------------------------------------------------------
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
-               float: "number", type(None): "null"}  # fmt: skip
+_JSON_TYPES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+}
 
 
 def _dotted(path: KeyPath) -> str:
@@ -299,7 +305,12 @@ def _config_validator() -> Draft202012Validator:
 def _describe(error: ValidationError, hint: str | None) -> Iterator[tuple[KeyPath, str]]:
     """Plain-language problems of one schema error: (key path, what is wrong and allowed)."""
     path: KeyPath = tuple(error.absolute_path)
-    value, schema, rule, limit = error.instance, error.schema, error.validator, error.validator_value
+    value, schema, rule, limit = (
+        error.instance,
+        error.schema,
+        error.validator,
+        error.validator_value,
+    )
     if not isinstance(schema, dict):
         yield path, error.message
         return
@@ -321,8 +332,10 @@ def _describe(error: ValidationError, hint: str | None) -> Iterator[tuple[KeyPat
         yield path, f"expected {wanted}, got {_json_type(value)} {_show(value)}"
     elif rule in _BOUNDS:
         yield path, f"must be {_BOUNDS[rule]} {limit}, got {_show(value)}"
-    elif rule in ("minLength", "minItems", "minProperties"):
-        yield path, f"must not be empty{f' ({hint})' if hint else ''}"
+    elif rule == "minLength":
+        yield path, "must not be an empty string"
+    elif rule in ("minItems", "minProperties"):
+        yield path, "must not be empty; give at least one entry"
     elif rule in ("anyOf", "oneOf"):
         yield from _describe_alternatives(error, path, hint)
     elif rule == "pattern" and hint:
@@ -344,10 +357,13 @@ def _describe_alternatives(
     for sub in error.context or []:
         branches.setdefault(sub.relative_schema_path[0], []).append(sub)
     fitting = [
-        errors for errors in branches.values()
-        if not any(tuple(e.absolute_path) == path and e.validator in ("type", "enum", "const")
-                   for e in errors)
-    ]  # fmt: skip
+        errors
+        for errors in branches.values()
+        if not any(
+            tuple(e.absolute_path) == path and e.validator in ("type", "enum", "const")
+            for e in errors
+        )
+    ]
     if len(fitting) == 1:
         for sub in fitting[0]:
             yield from _describe(sub, hint)
@@ -356,14 +372,14 @@ def _describe_alternatives(
 
 
 def _lower_first(text: str) -> str:
-    return text[:1].lower() + text[1:]
+    # "A duration: ..." reads as "expected a duration: ..."; acronyms like "SQLAlchemy" stay
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
 # --- checks the schema cannot make, and building the dataclasses -------------------------
 
 _SECRET_KEY = re.compile(r"(?:^|_)(?:password|passwd|secret|token|api_key)$")
 _SECRET_ENV_KEY = {"sasl_plain_password": "sasl_password_env"}
-_USER_KEYS = ("features", "thresholds", "min_effect")  # their keys are names, not settings
 _SSL_FILES = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_crlfile")
 _ENV_SECRETS = {"sasl_password_env": "sasl_plain_password", "ssl_password_env": "ssl_password"}
 
@@ -394,14 +410,15 @@ class _Context:
         try:
             return parse_duration(raw[key], key=_dotted((*path, key)))
         except ConfigError as err:
-            raise ConfigError(f"{self.source}: line {self.line((*path, key))}: {err}") from None
+            raise self.error((*path, key), str(err).partition(": ")[2]) from None
 
     def secret(self, variable: str, path: KeyPath) -> str:
         value = self.environ.get(variable)
         if not value:
             raise self.error(
-                path, f"environment variable {variable} is not set (or empty); export it "
-                "with the secret, or remove this key"
+                path,
+                f"environment variable {variable} is not set (or empty); export it "
+                "with the secret, or remove this key",
             )
         return value
 
@@ -419,17 +436,19 @@ def _check_values(data: object, path: KeyPath, ctx: _Context) -> None:
     if not isinstance(data, dict):
         return
     for key, value in data.items():
-        if isinstance(key, str) and _SECRET_KEY.search(key) and not _under_user_keys(path):
+        if isinstance(key, str) and _SECRET_KEY.search(key) and not _is_feature_map(path):
             env_key = _SECRET_ENV_KEY.get(key, f"{key}_env")
             raise ctx.error(
-                (*path, key), "secrets never come from the config file: put the value in an "
-                f"environment variable and name that variable with `{env_key}`"
+                (*path, key),
+                "secrets never come from the config file: put the value in an "
+                f"environment variable and name that variable with `{env_key}`",
             )
         _check_values(value, (*path, key), ctx)
 
 
-def _under_user_keys(path: KeyPath) -> bool:
-    return bool(path) and path[-1] in _USER_KEYS and len(path) == 3 and path[0] == "models"
+def _is_feature_map(path: KeyPath) -> bool:
+    # its keys are column names of the user's data, not settings
+    return len(path) == 3 and path[0] == "models" and path[2] == "features"
 
 
 def _build(data: dict[str, Any], ctx: _Context) -> Config:
@@ -438,8 +457,9 @@ def _build(data: dict[str, Any], ctx: _Context) -> Config:
     for index, model in enumerate(models):
         if model.name in first:
             raise ctx.error(
-                ("models", index, "name"), f"duplicate model name {_show(model.name)}; "
-                f"models[{first[model.name]}] already uses it (names must be unique)"
+                ("models", index, "name"),
+                f"duplicate model name {_show(model.name)}; "
+                f"models[{first[model.name]}] already uses it (names must be unique)",
             )
         first[model.name] = index
     return Config(
@@ -458,11 +478,20 @@ def _kafka(raw: dict[str, Any], ctx: _Context) -> KafkaSettings:
     path: KeyPath = ("kafka",)
     topics = Topics(**raw.get("topics", {}))
     if len({topics.predictions, topics.features, topics.labels}) < 3:
-        raise ctx.error((*path, "topics"), "predictions, features and labels need three "
-                        f"different topics, got {topics}")  # fmt: skip
+        raise ctx.error(
+            (*path, "topics"),
+            f"predictions, features and labels need three different topics, got {topics}",
+        )
     return KafkaSettings(
-        **_pick(raw, "bootstrap_servers", "group_id", "client_id", "max_message_bytes",
-                "poll_max_records", "poll_timeout_ms"),  # fmt: skip
+        **_pick(
+            raw,
+            "bootstrap_servers",
+            "group_id",
+            "client_id",
+            "max_message_bytes",
+            "poll_max_records",
+            "poll_timeout_ms",
+        ),
         topics=topics,
         shutdown_timeout_s=ctx.duration(raw, "shutdown_timeout", path, 10.0),
         security=_security(raw.get("security", {}), (*path, "security"), ctx),
@@ -472,14 +501,18 @@ def _kafka(raw: dict[str, Any], ctx: _Context) -> KafkaSettings:
 def _security(raw: dict[str, Any], path: KeyPath, ctx: _Context) -> dict[str, object]:
     protocol = raw.get("security_protocol", "PLAINTEXT")
     if protocol.startswith("SASL_"):
-        missing = [k for k in ("sasl_mechanism", "sasl_plain_username", "sasl_password_env")
-                   if k not in raw]  # fmt: skip
+        missing = [
+            k
+            for k in ("sasl_mechanism", "sasl_plain_username", "sasl_password_env")
+            if k not in raw
+        ]
         if missing:
-            raise ctx.error(path, f"security_protocol {protocol} also needs "
-                            f"{', '.join(missing)}")  # fmt: skip
+            raise ctx.error(path, f"security_protocol {protocol} also needs {', '.join(missing)}")
     elif "sasl_mechanism" in raw:
-        raise ctx.error((*path, "sasl_mechanism"), "needs security_protocol SASL_PLAINTEXT or "
-                        f"SASL_SSL, got {protocol}")  # fmt: skip
+        raise ctx.error(
+            (*path, "sasl_mechanism"),
+            f"needs security_protocol SASL_PLAINTEXT or SASL_SSL, got {protocol}",
+        )
     settings: dict[str, object] = {}
     for key, value in raw.items():
         if key in _ENV_SECRETS:
@@ -495,15 +528,19 @@ def _store(raw: dict[str, Any], ctx: _Context) -> StoreSettings:
     path: KeyPath = ("store",)
     url = raw.get("url", StoreSettings.url)
     if urlsplit(url).password is not None:
-        raise ctx.error((*path, "url"), "secrets never come from the config file: remove the "
-                        "password from the URL and name its environment variable with "
-                        "`password_env`")  # fmt: skip
+        raise ctx.error(
+            (*path, "url"),
+            "secrets never come from the config file: remove the "
+            "password from the URL and name its environment variable with "
+            "`password_env`",
+        )
     if url.startswith("sqlite:///"):
         database, query_mark, query = url.removeprefix("sqlite:///").partition("?")
         if database and database != ":memory:" and not database.startswith("file:"):
             url = f"sqlite:///{ctx.file(database)}{query_mark}{query}"
-    password = ctx.secret(raw["password_env"], (*path, "password_env")) if (
-        "password_env" in raw) else None  # fmt: skip
+    password = None
+    if "password_env" in raw:
+        password = ctx.secret(raw["password_env"], (*path, "password_env"))
     return StoreSettings(url=url, password=password)
 
 
@@ -521,8 +558,9 @@ def _model(raw: dict[str, Any], path: KeyPath, ctx: _Context) -> ModelConfig:
         given = "both are given" if "path" in reference else "neither is given"
         raise ctx.error((*path, "reference"), f"give exactly one of `path` or `uri`; {given}")
     if "probability" in reference and task != "classification":
-        raise ctx.error((*path, "reference", "probability"),
-                        "a probability column needs task: classification")  # fmt: skip
+        raise ctx.error(
+            (*path, "reference", "probability"), "a probability column needs task: classification"
+        )
     return ModelConfig(
         name=raw["name"],
         task=task,
@@ -531,8 +569,9 @@ def _model(raw: dict[str, Any], path: KeyPath, ctx: _Context) -> ModelConfig:
             **_pick(reference, "uri", "target", "prediction", "probability"),
         ),
         window=_window(raw["window"], (*path, "window"), ctx),
-        features=_features(raw["features"], (*path, "features"), ctx) if (
-            "features" in raw) else None,  # fmt: skip
+        features=_features(raw["features"], (*path, "features"), ctx)
+        if "features" in raw
+        else None,
         drift=_drift(raw.get("drift", {})),
     )
 
@@ -540,8 +579,11 @@ def _model(raw: dict[str, Any], path: KeyPath, ctx: _Context) -> ModelConfig:
 def _window(raw: dict[str, Any], path: KeyPath, ctx: _Context) -> WindowSpec:
     if ("size" in raw) == ("duration" in raw):
         given = "both are given" if "size" in raw else "neither is given"
-        raise ctx.error(path, f"give exactly one of `size` (predictions per window) or "
-                        f"`duration` (like 15m); {given}")  # fmt: skip
+        raise ctx.error(
+            path,
+            f"give exactly one of `size` (predictions per window) or "
+            f"`duration` (like 15m); {given}",
+        )
     duration_s = ctx.duration(raw, "duration", path, 0.0) or None
     if "duration" in raw and duration_s is None:
         raise ctx.error((*path, "duration"), "a window needs a duration > 0, like 15m")
@@ -555,11 +597,14 @@ def _window(raw: dict[str, Any], path: KeyPath, ctx: _Context) -> WindowSpec:
 def _features(raw: dict[str, Any], path: KeyPath, ctx: _Context) -> tuple[FeatureSpec, ...]:
     specs = []
     for name, value in raw.items():
-        spec = FeatureSpec(name=name, kind=value) if isinstance(value, str) else FeatureSpec(
-            name=name, **value)  # fmt: skip
+        options = {"kind": value} if isinstance(value, str) else value
+        spec = FeatureSpec(name=name, **options)
         if spec.kind == "categorical" and spec.method in ("ks", "wasserstein"):
-            raise ctx.error((*path, name, "method"), f"{spec.method} needs a numeric feature; "
-                            "for a categorical one use auto, psi, chisquare or jensenshannon")  # fmt: skip
+            raise ctx.error(
+                (*path, name, "method"),
+                f"{spec.method} needs a numeric feature; "
+                "for a categorical one use auto, psi, chisquare or jensenshannon",
+            )
         specs.append(spec)
     return tuple(specs)
 

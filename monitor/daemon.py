@@ -60,6 +60,8 @@ class DaemonStats:
         self.dead_letters = 0
         self.windows = 0
         self.commits = 0
+        self.first_message_at = 0.0  # time.monotonic() of the first and last poll with data
+        self.last_message_at = 0.0
 
 
 @contextmanager
@@ -189,6 +191,7 @@ def run_daemon(
                         break
                     continue
                 idle_since = time.monotonic()
+                stats.first_message_at = stats.first_message_at or idle_since
                 messages = []
                 for tp, records in batch.items():
                     stream = streams[tp.topic]
@@ -199,6 +202,7 @@ def run_daemon(
                     next_offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
                 stats.consumed += len(messages)
                 pipeline.process(messages)
+                stats.last_message_at = time.monotonic()
                 uncommitted = True
                 if idle_since - committed_at >= COMMIT_INTERVAL_S:
                     pipeline.emit_revisions()

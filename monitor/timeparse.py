@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from monitor.errors import ConfigError
 
 __all__ = ["format_rfc3339_ms", "parse_duration", "parse_timestamp_ms"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)  # only ever formatted, as UTC
 _ONE_MS = timedelta(milliseconds=1)
 _fromisoformat = datetime.fromisoformat

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import chdtrc
 
-from monitor.stats._counts import as_count_pair
+from monitor.stats._counts import count_pair
 
 __all__ = ["chi_square", "chi_square_gof"]
 
@@ -45,16 +45,17 @@ def chi_square(ref_counts: ArrayLike, cur_counts: ArrayLike) -> tuple[float, flo
     >>> round(stat, 2), f"{p:.2g}"
     (19.78, '8.7e-06')
     """
-    ref, cur = as_count_pair(ref_counts, cur_counts)
-    n_ref, n_cur = ref.sum(), cur.sum()
+    ref, cur, n_ref, n_cur = count_pair(ref_counts, cur_counts)
     if n_ref == 0 or n_cur == 0:
         return float("nan"), float("nan")
-    seen = (ref + cur) > 0
-    ref, cur = ref[seen], cur[seen]
-    df = ref.size - 1
+    both = ref + cur
+    seen = both > 0
+    df = int(seen.sum()) - 1
     if df == 0:
         return 0.0, 1.0
-    stat = float(np.sum((n_cur * ref - n_ref * cur) ** 2 / (ref + cur)) / (n_ref * n_cur))
+    if df + 1 < both.size:
+        ref, cur, both = ref[seen], cur[seen], both[seen]
+    stat = float(((n_cur * ref - n_ref * cur) ** 2 / both).sum()) / (n_ref * n_cur)
     return stat, float(chdtrc(df, stat))
 
 
@@ -78,8 +79,7 @@ def chi_square_gof(
     """
     if unseen_count <= 0:
         raise ValueError(f"unseen_count must be > 0, got {unseen_count}")
-    ref, cur = as_count_pair(ref_counts, cur_counts)
-    n_ref, n_cur = ref.sum(), cur.sum()
+    ref, cur, n_ref, n_cur = count_pair(ref_counts, cur_counts)
     if n_ref == 0 or n_cur == 0:
         return float("nan"), float("nan")
     seen = (ref + cur) > 0
@@ -89,5 +89,5 @@ def chi_square_gof(
         return 0.0, 1.0
     ref = np.where(ref == 0, unseen_count, ref)
     expected = ref / ref.sum() * n_cur
-    stat = float(np.sum((cur - expected) ** 2 / expected))
+    stat = float(((cur - expected) ** 2 / expected).sum())
     return stat, float(chdtrc(df, stat))

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import rel_entr
 
-from monitor.stats._counts import as_count_pair
+from monitor.stats._counts import count_pair
 
 __all__ = ["jensen_shannon"]
 
@@ -31,13 +31,12 @@ def jensen_shannon(ref_counts: ArrayLike, cur_counts: ArrayLike) -> float:
     >>> jensen_shannon([10, 0], [0, 10])
     1.0
     """
-    ref, cur = as_count_pair(ref_counts, cur_counts)
-    n_ref, n_cur = ref.sum(), cur.sum()
+    ref, cur, n_ref, n_cur = count_pair(ref_counts, cur_counts)
     if n_ref == 0 or n_cur == 0:
         return float("nan")
     p = ref / n_ref
     q = cur / n_cur
     m = (p + q) / 2.0
-    js_bits = (rel_entr(p, m).sum() + rel_entr(q, m).sum()) / _LN2
+    js_bits = ((rel_entr(p, m) + rel_entr(q, m)).sum()) / _LN2
     # Rounding can push the divergence a hair below 0 or above 1.
     return float(np.sqrt(min(max(js_bits / 2.0, 0.0), 1.0)))

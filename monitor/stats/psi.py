@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from monitor.stats._counts import as_count_pair
+from monitor.stats._counts import count_pair
 
 __all__ = ["psi"]
 
@@ -37,15 +37,20 @@ def psi(ref_counts: ArrayLike, cur_counts: ArrayLike, eps: float = 1e-4) -> floa
     """
     if not 0.0 < eps < 1.0:
         raise ValueError(f"eps must be in (0, 1), got {eps}")
-    ref, cur = as_count_pair(ref_counts, cur_counts)
-    if ref.sum() == 0 or cur.sum() == 0:
+    ref, cur, n_ref, n_cur = count_pair(ref_counts, cur_counts)
+    if n_ref == 0 or n_cur == 0:
         return float("nan")
-    r = _smoothed_proportions(ref, eps)
-    c = _smoothed_proportions(cur, eps)
-    return float(np.sum((c - r) * np.log(c / r)))
+    r = _smoothed_proportions(ref, n_ref, eps)
+    c = _smoothed_proportions(cur, n_cur, eps)
+    return float(((c - r) * np.log(c / r)).sum())
 
 
-def _smoothed_proportions(counts: NDArray[np.float64], eps: float) -> NDArray[np.float64]:
-    p = counts / counts.sum()
-    p = np.where(p == 0.0, eps, p)
-    return p / p.sum()
+def _smoothed_proportions(
+    counts: NDArray[np.float64], total: float, eps: float
+) -> NDArray[np.float64]:
+    p = counts / total
+    empty = p == 0.0
+    if empty.any():
+        p[empty] = eps
+        p /= p.sum()
+    return p

@@ -1,13 +1,16 @@
 """A real Kafka broker for tests: started by ``scripts/kafka``, managed with kafka-python.
 
-    broker = start_broker(tmp_path)        # formats and starts a fresh single-node broker
-    broker.create_topics(["t.predictions"], partitions=2)   # returns once they have leaders
-    ...  # KafkaProducer(bootstrap_servers=broker.bootstrap, ...)
+Usage::
+
+    broker = start_broker(tmp_path)  # a fresh single-node broker on 127.0.0.1
+    broker.create_topics(["t.predictions"], partitions=2)  # returns once they have leaders
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
     broker.stop()
 """
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections.abc import Callable, Iterable
@@ -85,10 +88,8 @@ class Broker:
             return
         self._stopped = True
         if self._admin is not None:
-            try:
+            with contextlib.suppress(KafkaError):  # the broker goes away next anyway
                 self._admin.close()
-            except KafkaError:
-                pass  # the broker goes away next anyway
             self._admin = None
         subprocess.run(
             [str(KAFKA_SCRIPT), "stop", "--dir", str(self.workdir)],

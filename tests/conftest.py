@@ -1,0 +1,10 @@
+"""Shared fixtures: the real Kafka broker (tests/services) and seeded model files."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+pytest_plugins = ["tests.services.fixtures"]
