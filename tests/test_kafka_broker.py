@@ -16,7 +16,6 @@ from tests.services.kafka_broker import MAX_MESSAGE_BYTES
 
 # Loads kafka_broker/kafka_topics even without tests/conftest.py; a plugin registers once,
 # so this shares the session's broker with a conftest that loads the same module.
-pytest_plugins = ["tests.services.fixtures"]
 pytestmark = pytest.mark.kafka
 
 CONSUME_TIMEOUT_S = 60.0

@@ -23,11 +23,13 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from monitor.engine.performance import class_key
+from monitor.errors import ReferenceError_
 
 __all__ = [
     "CategoricalProfile",
     "NumericProfile",
     "categorical_profile",
+    "float_column",
     "float_or_none",
     "numeric_profile",
 ]
@@ -36,6 +38,19 @@ __all__ = [
 def float_or_none(value: float) -> float | None:
     """``value`` as a JSON-safe float: NaN and infinities become None."""
     return float(value) if np.isfinite(value) else None
+
+
+def float_column(series: pd.Series) -> NDArray[np.float64]:
+    """A reference column as floats (NA -> NaN); ``ReferenceError_`` if it is not numeric."""
+    values = pd.to_numeric(series, errors="coerce")
+    bad = values.isna() & series.notna()
+    if bad.any():
+        example = series[bad].iloc[0]
+        raise ReferenceError_(
+            f"column {series.name!r} is numeric but holds {int(bad.sum())} non-numeric "
+            f"values such as {example!r}: fix the data or declare it categorical"
+        )
+    return np.asarray(values, dtype=np.float64)
 
 
 def _float(value: object) -> float:
@@ -142,7 +157,7 @@ def numeric_profile(
     missing = np.isnan(values)
     present = values[~missing]
     if present.size == 0:
-        raise ValueError(f"column {name!r} has no non-missing values")
+        raise ReferenceError_(f"reference column {name!r} has no non-missing values")
     inner = np.quantile(present, np.linspace(0.0, 1.0, bins + 1)[:-1])
     top = np.nextafter(present.max(), np.inf)
     edges = np.unique(np.append(inner, top))
