@@ -23,15 +23,15 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
+from kafka import KafkaConsumer, KafkaProducer
 
-from monitor.config import config_from_dict  # noqa: E402
-from monitor.daemon import run_daemon  # noqa: E402
-from monitor.ingest.decode import Decoder  # noqa: E402
-from monitor.pipeline import Message, Pipeline  # noqa: E402
-from monitor.replay import load_profiles  # noqa: E402
-from monitor.synthetic import events, reference_frame  # noqa: E402
-from tests.services.kafka_broker import start_broker  # noqa: E402
+from monitor.config import config_from_dict
+from monitor.daemon import run_daemon
+from monitor.ingest.decode import Decoder
+from monitor.pipeline import Message, Pipeline
+from monitor.replay import load_profiles
+from monitor.synthetic import events, reference_frame
+from tests.services.kafka_broker import start_broker
 
 
 def _config(workdir: Path, n_features: int, bootstrap: str = "127.0.0.1:9092",

@@ -230,8 +230,10 @@ def _from_node(
     loader: yaml.SafeLoader, node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], source: str
 ) -> object:
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        own_keys = {id(key_node) for key_node, _ in node.value}
+        loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys; own keys override
         mapping: dict[str, object] = {}
+        own_lines: dict[str, int] = {}
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
@@ -239,11 +241,13 @@ def _from_node(
                     f"{source}: line {line}: {_dotted(path)}: keys must be plain text"
                 )
             key = str(key_node.value)  # the text as written: `yes:` or `1:` stay strings
-            if key in mapping:
-                raise ConfigError(
-                    f"{source}: line {line}: {_dotted((*path, key))}: duplicate key "
-                    f"(first given on line {lines[(*path, key)]})"
-                )
+            if id(key_node) in own_keys:
+                if key in own_lines:
+                    raise ConfigError(
+                        f"{source}: line {line}: {_dotted((*path, key))}: duplicate key "
+                        f"(first given on line {own_lines[key]})"
+                    )
+                own_lines[key] = line
             lines[(*path, key)] = line
             mapping[key] = _from_node(loader, value_node, (*path, key), lines, source)
         return mapping
@@ -259,9 +263,11 @@ def _from_node(
 # --- messages -------------------------------------------------------------------------
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-_JSON_TYPES = {
-    dict: "object",
-    list: "array",
+# JSON Schema's type names in the words of YAML
+_TYPE_WORDS = {"object": "mapping", "array": "list", "boolean": "boolean (true or false)"}
+_TYPES_OF_VALUES = {
+    dict: "mapping",
+    list: "list",
     str: "string",
     bool: "boolean",
     int: "integer",
@@ -288,8 +294,8 @@ def _show(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _json_type(value: object) -> str:
-    return _JSON_TYPES.get(type(value), type(value).__name__)
+def _type_of(value: object) -> str:
+    return _TYPES_OF_VALUES.get(type(value), type(value).__name__)
 
 
 def _schema_problems(data: object) -> Iterator[tuple[KeyPath, str]]:
@@ -328,8 +334,10 @@ def _describe(error: ValidationError, hint: str | None) -> Iterator[tuple[KeyPat
         allowed = ", ".join(str(v) for v in (limit if rule == "enum" else [limit]))
         yield path, f"{_show(value)} is not allowed; allowed values: {allowed}"
     elif rule == "type":
-        wanted = " or ".join([limit] if isinstance(limit, str) else limit)
-        yield path, f"expected {wanted}, got {_json_type(value)} {_show(value)}"
+        wanted = " or ".join(
+            _TYPE_WORDS.get(t, t) for t in ([limit] if isinstance(limit, str) else limit)
+        )
+        yield path, f"expected {wanted}, got {_type_of(value)} {_show(value)}"
     elif rule in _BOUNDS:
         yield path, f"must be {_BOUNDS[rule]} {limit}, got {_show(value)}"
     elif rule == "minLength":

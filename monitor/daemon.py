@@ -195,10 +195,10 @@ def run_daemon(
                 messages = []
                 for tp, records in batch.items():
                     stream = streams[tp.topic]
-                    for r in records:
-                        messages.append(Message(
-                            stream or "", r.value, r.topic, r.partition, r.offset, r.key,
-                            tuple(r.headers or ())))
+                    messages.extend(
+                        Message(stream or "", r.value, r.topic, r.partition, r.offset, r.key,
+                                tuple(r.headers or ()))
+                        for r in records)
                     next_offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
                 stats.consumed += len(messages)
                 pipeline.process(messages)

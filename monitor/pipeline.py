@@ -163,8 +163,8 @@ class _ModelPipeline:
                 start_ms = end_ms = event.ts_ms
             else:
                 start_ms, end_ms = self.assigner.bounds(key)
-            window = Window(key, start_ms, end_ms, self.profile, self.model,
-                            event.body.get("model_version"))
+            window = Window(key, start_ms=start_ms, end_ms=end_ms, profile=self.profile,
+                            model=self.model, model_version=event.body.get("model_version"))
             self.open[key] = window
             self._next_deadline = _RECHECK
         return window
@@ -269,8 +269,7 @@ class Pipeline:
             if isinstance(event, Rejection):
                 self.dead_letter(message, event.reason, event.detail)
                 continue
-            if event.ts_ms > self.as_of_ms:
-                self.as_of_ms = event.ts_ms
+            self.as_of_ms = max(self.as_of_ms, event.ts_ms)
             model = models[event.model]
             stream = event.stream
             if stream == "predictions":

@@ -10,8 +10,8 @@ on; ``concept_flip`` inverts the labels from that index on (features unchanged).
 >>> sorted(frame.columns)
 ['f0', 'f1', 'f2', 'prediction', 'probability', 'target']
 >>> first = next(iter(events(1, n_numeric=3, seed=1)))
->>> first[0], sorted(first[1])
-('predictions', ['event_id', 'features', 'model', 'prediction', 'probabilities', 'schema_version', 'timestamp'])
+>>> first[0], sorted(first[1])[:4]
+('predictions', ['event_id', 'features', 'model', 'prediction'])
 """
 
 from __future__ import annotations

@@ -199,7 +199,7 @@ def _encode(values: Sequence[object], index: Mapping[str, int]) -> tuple[NDArray
     def code(value: object) -> int:
         if value is None or (isinstance(value, float) and value != value):
             return missing
-        if isinstance(value, str | int | float | bool | np.generic):
+        if isinstance(value, str | int | float | np.number | np.bool_):
             return index.get(class_key(value), unseen)
         wrong.append(value)
         return missing

@@ -29,6 +29,7 @@ __all__ = [
     "CategoricalProfile",
     "NumericProfile",
     "categorical_profile",
+    "category_key",
     "float_column",
     "float_or_none",
     "numeric_profile",
@@ -38,6 +39,14 @@ __all__ = [
 def float_or_none(value: float) -> float | None:
     """``value`` as a JSON-safe float: NaN and infinities become None."""
     return float(value) if np.isfinite(value) else None
+
+
+def category_key(value: object) -> str:
+    """``class_key`` of a value, or ``str`` of types it does not know (dates, ...)."""
+    try:
+        return class_key(value)
+    except TypeError:
+        return str(value)
 
 
 def float_column(series: pd.Series) -> NDArray[np.float64]:
@@ -190,7 +199,7 @@ def categorical_profile(name: str, values: pd.Series) -> CategoricalProfile:
     raw_counts = values[~missing].value_counts(sort=False)
     by_key: dict[str, int] = {}
     for raw, count in raw_counts.items():
-        key = class_key(raw)
+        key = category_key(raw)
         by_key[key] = by_key.get(key, 0) + int(count)
     categories = tuple(sorted(by_key))
     counts = np.array([by_key[c] for c in categories] + [0], dtype=np.int64)

@@ -3,8 +3,9 @@
 - prediction: numeric bins (regression) or counts over the classes (classification); the
   classes are the ``class_key`` strings of the target and prediction columns, sorted;
 - probability: numeric bins of the positive-class probability (binary classifiers with a
-  probability column). The positive class is the last of the two sorted classes ("1" of
-  0/1, "true" of booleans, "yes" of no/yes), as in scikit-learn's ``classes_[1]``;
+  probability column). The positive class is ``PerformanceState``'s: the greater of the
+  two classes, numerically when both are numbers ("1" of 0/1, "true" of booleans, "yes"
+  of no/yes), as scikit-learn's ``classes_[1]``;
 - performance: ``PerformanceState`` metrics on the reference rows that have a target and a
   prediction (a binary classifier known only by its probability predicts positive at 0.5);
 - calibrator: isotonic ``Calibrator`` of the probability against the target, used by the
@@ -26,6 +27,7 @@ from monitor.engine.column_profile import (
     CategoricalProfile,
     NumericProfile,
     categorical_profile,
+    category_key,
     float_column,
     numeric_profile,
 )
@@ -62,8 +64,8 @@ class OutputProfile:
             perf = _performance(frame, task, (), None, target, prediction, None)
             return cls(prediction=pred, performance=perf)
         keyed = [c for c in (target, prediction) if c is not None]
-        classes = sorted({class_key(v) for c in keyed for v in frame[c].dropna().unique()})
-        positive = classes[-1] if len(classes) == 2 else None
+        classes = sorted({category_key(v) for c in keyed for v in frame[c].dropna().unique()})
+        positive = PerformanceState(task, classes=classes).positive_class
         pred_profile = None
         if prediction is not None:
             pred_profile = _class_counts(frame[prediction], tuple(classes))
@@ -101,7 +103,7 @@ def _performance(
 ) -> dict[str, Any] | None:
     if target is None or (prediction is None and (probability is None or positive is None)):
         return None
-    cols = [c for c in (target, prediction, probability) if c is not None]
+    cols = list(dict.fromkeys(c for c in (target, prediction, probability) if c is not None))
     rows = frame[cols].dropna()
     if rows.empty:
         return None

@@ -56,18 +56,18 @@ class Rejection:
     detail: str
 
 
-class _NonFinite(ValueError):
+class _NonFiniteError(ValueError):
     pass
 
 
 def _reject_constant(name: str) -> float:
-    raise _NonFinite(f"non-finite number {name}")
+    raise _NonFiniteError(f"non-finite number {name}")
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if math.isinf(value):
-        raise _NonFinite(f"number {text} overflows a double")
+        raise _NonFiniteError(f"number {text} overflows a double")
     return value
 
 
@@ -116,7 +116,7 @@ class Decoder:
         # standard parser tells a non-finite number apart from broken JSON.
         try:
             json.loads(value, parse_constant=_reject_constant, parse_float=_finite_float)
-        except _NonFinite as non_finite:
+        except _NonFiniteError as non_finite:
             return Rejection("non_finite", str(non_finite))
         except (ValueError, UnicodeDecodeError):
             pass

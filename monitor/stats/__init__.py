@@ -1,7 +1,8 @@
 """Pure drift statistics over numpy arrays: one module per statistic, no I/O.
 
-Binned statistics take two count vectors over the same bins (reference, current);
-sample statistics take two raw samples and drop NaNs.
+Binned statistics take two count vectors over the same bins (reference, current): counts,
+not proportions, since the totals are the sample sizes of the p-values. Sample statistics
+take two raw samples and drop NaNs.
 """
 
 from __future__ import annotations

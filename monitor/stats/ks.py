@@ -15,9 +15,12 @@ the difference can only move by mass that is inside the bin, so it stays within
 
 and ``bound`` = max_i max(d_{i−1} + r_i, c_i − d_{i−1}) − D_b is an upper bound of
 D − D_b. It never exceeds the largest single-bin mass of either side (with 10 quantile
-bins of the reference, about 0.1, more where the current window piles into one bin). The p-value is the
-asymptotic Kolmogorov distribution at √n_eff · D_b, n_eff = N · M / (N + M): computed from
-the lower bound D_b, it is conservative (an upper bound of the asymptotic p of the exact D).
+bins of the reference about 0.1, more where the current window piles into one bin).
+
+The p-value is the asymptotic Kolmogorov distribution at √n_eff · D_b with
+n_eff = N · M / (N + M), as ``ks_2samp(method="asymp")`` up to its finite-n correction.
+Computed from the lower bound D_b, it is conservative: never below the asymptotic p of
+the exact D.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ some shift, > 0.2 significant shift (Evidently's default threshold is 0.1).
 Smoothing. A bin empty on one side makes ln(c_i / r_i) infinite, so before the sum each
 side's zero proportions are replaced by ``eps`` and the side is renormalised to sum to 1.
 An empty bin then contributes at most about p · ln(p / eps) (≈ 9.2 · p for eps = 1e-4)
-instead of infinity, and a bin empty on both sides contributes exactly 0. Evidently also
+instead of infinity. Bins empty on both sides are left out first, so an always-present
+but unused bucket (e.g. "missing") changes nothing. Evidently also
 replaces zero proportions by 1e-4 (or by the smallest non-zero proportion / 10⁶ when that
 is below 1e-4) but does not renormalise; the two agree to O(k · eps) and exactly when no
 bin is empty.
@@ -40,6 +41,9 @@ def psi(ref_counts: ArrayLike, cur_counts: ArrayLike, eps: float = 1e-4) -> floa
     ref, cur, n_ref, n_cur = count_pair(ref_counts, cur_counts)
     if n_ref == 0 or n_cur == 0:
         return float("nan")
+    used = (ref + cur) > 0
+    if not used.all():
+        ref, cur = ref[used], cur[used]
     r = _smoothed_proportions(ref, n_ref, eps)
     c = _smoothed_proportions(cur, n_cur, eps)
     return float(((c - r) * np.log(c / r)).sum())

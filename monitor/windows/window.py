@@ -49,6 +49,7 @@ class Window:
     def __init__(
         self,
         key: int,
+        *,
         start_ms: int,
         end_ms: int,
         profile: ReferenceProfile,
@@ -84,8 +85,7 @@ class Window:
     ) -> None:
         self.n_predictions += 1
         self.refs += 1
-        if ts_ms > self.newest_ms:
-            self.newest_ms = ts_ms
+        self.newest_ms = max(self.newest_ms, ts_ms)
         if self.profile_by_count:
             self.end_ms = ts_ms
         self._predictions.append(prediction)

@@ -1,0 +1,231 @@
+"""The shared pipeline: joins in any order, windows, revisions, counters, batching.
+
+Driven through ``driftline replay`` inputs where the file form matters, and through
+``Pipeline.process`` directly where only the order of messages does.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from monitor.cli import main
+from monitor.config import Config, config_from_dict
+from monitor.pipeline import Message, Pipeline
+from monitor.replay import load_profiles
+from monitor.synthetic import Shift, events, reference_frame
+
+CONTRACT_KEYS = {
+    "model", "model_version", "window_start", "window_end", "n_predictions", "features",
+    "drift_share", "drift_detected", "prediction_drift", "performance", "health_score",
+    "alerts", "revision", "as_of",
+}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pipeline")
+    reference_frame(3000, n_numeric=4, seed=11).to_csv(path / "ref.csv", index=False)
+    return path
+
+
+def make_config(workdir: Path, window: dict[str, Any], **join: Any) -> Config:
+    return config_from_dict({
+        "join": join or {"max_pending": 1000, "max_age": "1d", "max_predictions": 100_000},
+        "models": [{"name": "m", "task": "classification",
+                    "reference": {"path": "ref.csv", "target": "target",
+                                  "prediction": "prediction", "probability": "probability"},
+                    "window": window}],
+    }, base_dir=workdir, environ={})
+
+
+class Run:
+    """A pipeline with its outputs collected."""
+
+    def __init__(self, config: Config, workdir: Path) -> None:
+        self.lines: list[dict[str, Any]] = []
+        self.dead: list[tuple[Message, str]] = []
+        self.pipeline = Pipeline(config, load_profiles(config, workdir / "cache"),
+                                 on_window=self.lines.append,
+                                 on_dead_letter=lambda m, r, d: self.dead.append((m, r)))
+
+    def feed(self, pairs: list[tuple[str, Any]], chunk: int = 500) -> Run:
+        messages = [Message(s, v if isinstance(v, bytes) else orjson.dumps(v), s, 0, i)
+                    for i, (s, v) in enumerate(pairs)]
+        for start in range(0, len(messages), chunk):
+            self.pipeline.process(messages[start:start + chunk])
+        self.pipeline.flush()
+        return self
+
+    @property
+    def first_lines(self) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line["revision"] == 0]
+
+
+def ev(stream: str, i: int, ts: int, **fields: Any) -> tuple[str, dict[str, Any]]:
+    return stream, {"schema_version": 1, "event_id": f"e{i}", "model": "m", "timestamp": ts,
+                    **fields}
+
+
+FEATS = {"f0": 0.1, "f1": -0.2, "f2": 0.3, "f3": 1.0}
+
+
+class TestWindows:
+    def test_count_windows_hold_size_predictions_from_first_to_last_timestamp(self, workdir):
+        run = Run(make_config(workdir, {"size": 100, "grace": "0s"}), workdir)
+        run.feed(list(events(250, n_numeric=4, seed=1, step_ms=1000, label_every=10**9)))
+        sizes = [line["n_predictions"] for line in run.first_lines]
+        assert sizes == [100, 100, 50]
+        first = run.first_lines[0]
+        assert set(first) >= CONTRACT_KEYS
+        assert first["window_start"] == "2026-01-01T00:00:00Z"
+        assert first["window_end"] == "2026-01-01T00:01:39Z"  # the 100th prediction
+        assert run.pipeline.summary()["windows"] == 3
+
+    def test_duration_windows_are_aligned_to_the_epoch(self, workdir):
+        run = Run(make_config(workdir, {"duration": "1m", "grace": "5s"}), workdir)
+        start = 1_767_225_630_000  # 00:00:30
+        run.feed(list(events(120, n_numeric=4, seed=1, start_ms=start, step_ms=1000,
+                             label_every=10**9)))
+        bounds = [(line["window_start"], line["window_end"]) for line in run.first_lines]
+        assert bounds == [("2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"),
+                          ("2026-01-01T00:01:00Z", "2026-01-01T00:02:00Z"),
+                          ("2026-01-01T00:02:00Z", "2026-01-01T00:03:00Z")]
+        assert [line["n_predictions"] for line in run.first_lines] == [30, 60, 30]
+
+    def test_a_prediction_for_a_closed_duration_window_is_counted_late(self, workdir):
+        run = Run(make_config(workdir, {"duration": "1m", "grace": "0s"}), workdir)
+        run.feed([ev("predictions", 1, 0, prediction=1, features=FEATS),
+                  ev("predictions", 2, 120_000, prediction=1, features=FEATS),
+                  ev("predictions", 3, 1000, prediction=0, features=FEATS)])
+        assert run.pipeline.summary()["late_predictions"] == 1
+        assert [line["n_predictions"] for line in run.first_lines] == [1, 1]
+
+    def test_every_line_says_as_of_which_event_time(self, workdir):
+        run = Run(make_config(workdir, {"size": 2, "grace": "0s"}), workdir)
+        run.feed([ev("predictions", 1, 0, prediction=1, features=FEATS),
+                  ev("predictions", 2, 1000, prediction=1, features=FEATS),
+                  ev("predictions", 3, 5000, prediction=1, features=FEATS)])
+        assert run.first_lines[0]["as_of"] == "1970-01-01T00:00:05Z"
+
+
+class TestJoin:
+    def test_features_before_or_after_their_prediction_join_it(self, workdir):
+        run = Run(make_config(workdir, {"size": 10, "grace": "1m"}), workdir)
+        run.feed([ev("features", 1, 0, features=FEATS),
+                  ev("predictions", 1, 0, prediction=1),
+                  ev("predictions", 2, 10, prediction=0),
+                  ev("features", 2, 10, features=FEATS)])
+        summary = run.pipeline.summary()
+        assert summary["unmatched"] == {"features": 0, "labels": 0}
+        assert summary["late_features"] == 0
+
+    def test_features_after_their_window_closed_are_late_and_left_out(self, workdir):
+        run = Run(make_config(workdir, {"size": 1, "grace": "0s"}), workdir)
+        run.feed([ev("predictions", 1, 0, prediction=1),
+                  ev("predictions", 2, 5000, prediction=1, features=FEATS),
+                  ev("features", 1, 5000, features=FEATS)])
+        assert run.pipeline.summary()["late_features"] == 1
+
+    def test_features_and_labels_whose_prediction_never_comes_are_unmatched(self, workdir):
+        run = Run(make_config(workdir, {"size": 10, "grace": "0s"}), workdir)
+        run.feed([ev("features", 9, 0, features=FEATS), ev("labels", 8, 0, label=1),
+                  ev("labels", 7, 0, label=0)])
+        assert run.pipeline.summary()["unmatched"] == {"features": 1, "labels": 2}
+
+    def test_the_join_is_bounded_by_count_and_evictions_are_unmatched(self, workdir):
+        config = make_config(workdir, {"size": 10, "grace": "0s"},
+                             max_pending=3, max_age="1d", max_predictions=100)
+        run = Run(config, workdir)
+        run.feed([ev("labels", i, 0, label=1) for i in range(10)]
+                 + [ev("predictions", 9, 0, prediction=1, features=FEATS)])
+        assert run.pipeline.summary()["unmatched"]["labels"] == 7
+
+    def test_the_join_is_bounded_by_age(self, workdir):
+        config = make_config(workdir, {"size": 100, "grace": "0s"},
+                             max_pending=1000, max_age="1m", max_predictions=100)
+        run = Run(config, workdir)
+        run.feed([ev("labels", 1, 0, label=1),
+                  ev("predictions", 2, 0, prediction=1, features=FEATS),
+                  ev("predictions", 3, 120_000, prediction=1, features=FEATS),
+                  ev("predictions", 1, 120_001, prediction=1, features=FEATS)])
+        assert run.pipeline.summary()["unmatched"]["labels"] == 1
+
+    def test_a_second_prediction_with_the_same_event_id_is_dead_lettered(self, workdir):
+        run = Run(make_config(workdir, {"size": 10, "grace": "0s"}), workdir)
+        run.feed([ev("predictions", 1, 0, prediction=1, features=FEATS),
+                  ev("predictions", 1, 5, prediction=0, features=FEATS)])
+        assert [reason for _, reason in run.dead] == ["duplicate_event_id"]
+        assert run.pipeline.summary()["predictions"] == 1
+        assert run.first_lines[0]["n_predictions"] == 1
+
+    def test_a_second_label_does_not_count_twice(self, workdir):
+        run = Run(make_config(workdir, {"size": 10, "grace": "0s"}), workdir)
+        run.feed([ev("predictions", 1, 0, prediction=1, features=FEATS),
+                  ev("labels", 1, 0, label=1), ev("labels", 1, 0, label=0)])
+        assert run.first_lines[0]["performance"]["n_labels"] == 1
+        assert run.pipeline.summary()["duplicates"]["labels"] == 1
+
+
+class TestLabels:
+    def test_labels_after_a_window_closed_revise_it(self, workdir):
+        run = Run(make_config(workdir, {"size": 50, "grace": "0s"}), workdir)
+        pairs = list(events(100, n_numeric=4, seed=2, label_every=10**9))
+        labels = [("labels", {"schema_version": 1, "event_id": f"m-{i}", "model": "m",
+                              "timestamp": 10**13, "label": 1}) for i in range(50)]
+        run.feed(pairs[:60] + labels + pairs[60:])
+        window0 = [line for line in run.lines if line["window_start"] ==
+                   run.first_lines[0]["window_start"]]
+        assert [line["revision"] for line in window0] == [0, 1]
+        assert window0[0]["performance"] is None
+        assert window0[1]["performance"]["n_labels"] == 50
+
+
+class TestBatching:
+    def test_the_result_does_not_depend_on_how_messages_are_batched(self, workdir):
+        config = make_config(workdir, {"size": 200, "grace": "2s"})
+        pairs = list(events(1000, n_numeric=4, seed=3, features_inline=False,
+                            label_every=2, label_delay=150,
+                            shift=Shift(start=500, features=[0], sd=1.0)))
+        random.Random(0).shuffle(pairs[100:300])  # out-of-order arrivals
+        whole = Run(config, workdir).feed(pairs, chunk=10_000).lines
+        for chunk in (1, 7, 333):
+            assert Run(config, workdir).feed(pairs, chunk=chunk).lines == whole
+
+
+class TestReplayCommand:
+    def test_replay_reads_gzip_and_raw_strings_and_ends_with_a_summary(self, workdir):
+        config = workdir / "driftline.yaml"
+        config.write_text("models:\n  - name: m\n    task: classification\n"
+                          "    reference: {path: ref.csv, target: target}\n"
+                          "    window: {size: 100}\n")
+        lines = [{"stream": s, "value": e} for s, e in events(150, n_numeric=4, seed=4)]
+        lines.append({"stream": "labels", "value": '{"not json'})
+        inputs = workdir / "in.jsonl.gz"
+        with gzip.open(inputs, "wb") as handle:
+            for line in lines:
+                handle.write(orjson.dumps(line) + b"\n")
+        output = workdir / "out.jsonl"
+        code = main(["replay", "--config", str(config), "--output", str(output),
+                     "--cache-dir", str(workdir / "cache"), str(inputs)])
+        assert code == 0
+        results = [orjson.loads(x) for x in output.read_bytes().splitlines()]
+        summary = results[-1]["summary"]
+        assert summary["predictions"] == 150
+        assert summary["dlq"] == {"not_json": 1}
+        assert summary["windows"] == 2
+        assert all(set(r) >= CONTRACT_KEYS for r in results[:-1])
+
+    def test_a_bad_replay_line_names_the_file_and_line(self, workdir, capsys):
+        config = workdir / "driftline.yaml"
+        bad = workdir / "bad.jsonl"
+        bad.write_text('{"stream": "predictions", "value": {}}\n{"stream": "nope", "value": 1}\n')
+        code = main(["replay", "--config", str(config), "--output", str(workdir / "o.jsonl"),
+                     "--cache-dir", str(workdir / "cache"), str(bad)])
+        assert code == 2
+        assert f"{bad}:2" in capsys.readouterr().err
