@@ -6,8 +6,7 @@ fewer bins) and e_m the next float above the reference maximum. A value x falls 
 ``searchsorted(edges, x, side="right")``: 0 is the underflow bin (x below the reference
 minimum), i in 1..m is [e_{i-1}, e_i), m + 1 is the overflow bin (x above the maximum).
 The reference itself never lands in the two outer bins; a window's share there is its
-out-of-reference-range rate. NaN sorts after every edge, so callers subtract missing
-values from the overflow bin.
+out-of-reference-range rate. Missing values are counted apart, never in a bin.
 
 Categorical buckets: the reference categories (``class_key`` strings, sorted), then one
 "unseen" bucket for categories the reference never had (zero in the reference).
