@@ -119,6 +119,13 @@ class DriftSettings:
     # effect-size floors: a significant test still needs this much distance to count
     min_effect: dict[str, float] = field(default_factory=dict)
     seed: int = 0
+    # performance alert: accuracy drop (absolute) or MAE increase (relative to the
+    # reference) that the window's figure exceeds with ~98% confidence (Wilson/2 s.e.)
+    performance_drop: float = 0.05
+    min_labels: int = 30  # labels a window needs before its performance can alert
+    # data-quality alert: missing, type-error, out-of-range or unseen rate above the
+    # reference's by this much (read at the rate's lower 2 s.e. bound)
+    quality_margin: float = 0.05
 
 
 @dataclass(frozen=True)

@@ -108,14 +108,16 @@ class _ModelPipeline:
         if window is None:
             self.core.counts["late_predictions"] += 1
         else:
-            window.add_prediction(event.ts_ms, remembered.prediction,
+            if pending is not None:
+                window.note_offset(pending[1])
+            window.add_prediction(event.event_id, event.ts_ms, remembered.prediction,
                                   remembered.probabilities, features, message)
             if self.assigner.by_count and self.assigner.is_full(window.key):
                 self._next_deadline = _RECHECK
         joined.put(event.event_id, event.ts_ms, remembered)
         label = self.join.take("labels", event.event_id)
         if label is not None:
-            self._apply_label(remembered, label[0])
+            self._apply_label(remembered, *label)
         self._close_due()
 
     def on_features(self, event: Event, message: Message) -> None:
@@ -132,7 +134,7 @@ class _ModelPipeline:
             if window is None or window.closed:
                 self.core.counts["late_features"] += 1
             else:
-                window.add_features(features, message)
+                window.add_features(event.event_id, features, message)
         self._close_due()
 
     def on_label(self, event: Event, message: Message) -> None:
@@ -141,9 +143,9 @@ class _ModelPipeline:
         if remembered is None:
             self.join.hold("labels", event.event_id, event.ts_ms, (label, message))
         else:
-            self._apply_label(remembered, label)
+            self._apply_label(remembered, label, message)
 
-    def _apply_label(self, remembered: _Remembered, label: Any) -> None:
+    def _apply_label(self, remembered: _Remembered, label: Any, message: Message) -> None:
         if remembered.labelled:
             self.core.counts["duplicate_labels"] += 1
             return
@@ -153,6 +155,8 @@ class _ModelPipeline:
             self.core.counts["labels_of_late_predictions"] += 1
             return
         window.add_label(remembered.prediction, remembered.probabilities, label)
+        if not window.closed:  # a closed window's revision is written before any commit
+            window.note_offset(message)
 
     # -- windows --------------------------------------------------------------------------
 

@@ -69,18 +69,18 @@ class Batch:
         n_num = len(profile.numeric)
         errors = np.zeros(n_num + len(profile.categorical), dtype=np.int64)
         numeric = np.full((n_num, n), np.nan)
-        for j, column in enumerate(profile.numeric):
-            if column.name in columns:
-                values = np.asarray(columns[column.name])
+        for j, num in enumerate(profile.numeric):
+            if num.name in columns:
+                values = np.asarray(columns[num.name])
                 if values.dtype.kind in "fiu":
                     numeric[j] = values
                 else:
                     errors[j] += _numeric_slow(list(values), numeric[j])
         errors[:n_num] += _drop_non_finite(numeric)
         categorical = np.empty((len(profile.categorical), n), dtype=np.int64)
-        for j, column in enumerate(profile.categorical):
-            values = columns.get(column.name, [None] * n)
-            codes, bad = _encode(list(np.asarray(values, dtype=object)), profile.index_of[j])
+        for j, cat in enumerate(profile.categorical):
+            raw = np.asarray(columns[cat.name], dtype=object) if cat.name in columns else [None] * n
+            codes, bad = _encode(list(raw), profile.index_of[j])
             categorical[j] = codes
             errors[n_num + j] = bad
         priorities = None if keys is None else key_priorities(keys, seed)
@@ -112,15 +112,15 @@ def to_batch(
         values = [row.get(name) for row in rows]
         if set(map(type, values)) <= {float, int}:
             try:
-                numeric[j] = values
+                numeric[j] = values  # type: ignore[assignment]  # ints and floats only
                 continue
             except OverflowError:
                 pass
         errors[j] += _numeric_slow(values, numeric[j])
     errors[:n_num] += _drop_non_finite(numeric)
     categorical = np.empty((len(profile.categorical), n), dtype=np.int64)
-    for j, column in enumerate(profile.categorical):
-        name = column.name
+    for j, cat in enumerate(profile.categorical):
+        name = cat.name
         codes, bad = _encode([row.get(name) for row in rows], profile.index_of[j])
         categorical[j] = codes
         errors[n_num + j] = bad
@@ -197,12 +197,12 @@ def _encode(values: Sequence[object], index: Mapping[str, int]) -> tuple[NDArray
     wrong: list[object] = []
 
     def code(value: object) -> int:
-        if value is None or (isinstance(value, float) and value != value):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
             return missing
         if isinstance(value, str | int | float | np.number | np.bool_):
             return index.get(class_key(value), unseen)
         wrong.append(value)
         return missing
 
-    codes = [index.get(v, unseen) if type(v) is str else code(v) for v in values]  # type: ignore[arg-type]
+    codes = [index.get(v, unseen) if isinstance(v, str) else code(v) for v in values]
     return np.array(codes, dtype=np.int64), len(wrong)

@@ -51,6 +51,7 @@ class OutputProfile:
     def build(
         cls,
         frame: pd.DataFrame,
+        *,
         task: Task,
         target: str | None,
         prediction: str | None,
@@ -61,7 +62,9 @@ class OutputProfile:
             pred = None
             if prediction is not None:
                 pred = numeric_profile("prediction", float_column(frame[prediction]), bins, 0, 0)
-            perf = _performance(frame, task, (), None, target, prediction, None)
+            perf = _performance(
+                frame, task, classes=(), positive=None, target=target, prediction=prediction
+            )
             return cls(prediction=pred, performance=perf)
         keyed = [c for c in (target, prediction) if c is not None]
         classes = sorted({category_key(v) for c in keyed for v in frame[c].dropna().unique()})
@@ -75,7 +78,15 @@ class OutputProfile:
             prob_profile = numeric_profile("probability", probs, bins, 0, 0)
             if target is not None and positive is not None:
                 calibrator = _calibrator(probs, frame[target], positive)
-        perf = _performance(frame, task, classes, positive, target, prediction, probability)
+        perf = _performance(
+            frame,
+            task,
+            classes=classes,
+            positive=positive,
+            target=target,
+            prediction=prediction,
+            probability=probability,
+        )
         return cls(tuple(classes), positive, pred_profile, prob_profile, perf, calibrator)
 
 
@@ -95,11 +106,12 @@ def _calibrator(probs: NDArray[np.float64], target: pd.Series, positive: str) ->
 def _performance(
     frame: pd.DataFrame,
     task: Task,
+    *,
     classes: Sequence[str],
     positive: str | None,
     target: str | None,
     prediction: str | None,
-    probability: str | None,
+    probability: str | None = None,
 ) -> dict[str, Any] | None:
     if target is None or (prediction is None and (probability is None or positive is None)):
         return None
@@ -116,5 +128,3 @@ def _performance(
     state = PerformanceState(task, classes=tuple(classes), positive_class=positive)
     state.add(preds, rows[target].tolist(), probs)
     return state.metrics()
-
-

@@ -120,7 +120,14 @@ class ReferenceProfile:
                 numeric.append(numeric_profile(spec.name, values, bins, sample_size, seed + i))
             else:
                 categorical.append(categorical_profile(spec.name, frame[spec.name]))
-        outputs_profile = OutputProfile.build(frame, task, target, prediction, probability, bins)
+        outputs_profile = OutputProfile.build(
+            frame,
+            task=task,
+            target=target,
+            prediction=prediction,
+            probability=probability,
+            bins=bins,
+        )
         return cls(
             task=task,
             features=tuple(FeatureSpec(s.name, s.kind) for s in specs),

@@ -67,7 +67,7 @@ class RowSample:
         self._rows, self._priorities = [rows], [priorities]
         self._buffered = priorities.size
         self._canonical = True
-        if priorities.size >= self.size:
+        if priorities.size >= self.size > 0:
             self._threshold = float(priorities[-1])
 
     def rows(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -100,7 +100,7 @@ class RowSample:
         """JSON-safe: columns of values with None for missing, and the priorities."""
         rows, priorities = self.rows()
         columns = [
-            [None if v != v else v for v in column] if np.isnan(column).any() else column
+            [None if np.isnan(v) else v for v in column] if np.isnan(column).any() else column
             for column in rows.tolist()
         ]
         return {"columns": columns, "priorities": priorities.tolist()}

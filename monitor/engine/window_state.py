@@ -211,7 +211,9 @@ def _floats(values: Sequence[Any] | NDArray[Any]) -> NDArray[np.float64]:
         return values.astype(np.float64)
     return np.array(
         [
-            float(v) if isinstance(v, int | float | np.number) and not isinstance(v, bool) else np.nan
+            float(v)
+            if isinstance(v, int | float | np.number) and not isinstance(v, bool)
+            else np.nan
             for v in values
         ],
         dtype=np.float64,

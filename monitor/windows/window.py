@@ -29,6 +29,7 @@ class Window:
         "_labels",
         "_predictions",
         "_probabilities",
+        "_row_keys",
         "_rows",
         "closed",
         "dirty",
@@ -63,7 +64,7 @@ class Window:
         self.profile = profile
         self.model = model
         self.model_version = model_version
-        self.state = WindowState(profile, model.drift.sample_size, model.drift.seed + key)
+        self.state = WindowState(profile, model.drift.sample_size, model.drift.seed)
         self.n_predictions = 0
         self.refs = 0  # predictions in the join that point here (labels may still come)
         self.closed = False
@@ -71,12 +72,14 @@ class Window:
         self.revision = -1
         self.first_offsets: dict[tuple[str, int], int] = {}
         self._rows: list[Any] = []
+        self._row_keys: list[str] = []  # event ids: reservoir priorities hash them
         self._predictions: list[Any] = []
         self._probabilities: list[Any] = []
         self._labels: list[tuple[Any, Any, Any]] = []
 
     def add_prediction(
         self,
+        event_id: str,
         ts_ms: int,
         prediction: Any,
         probabilities: Any,
@@ -92,7 +95,8 @@ class Window:
         self._probabilities.append(probabilities)
         if features is not None:
             self._rows.append(features)
-        self._note_offset(message)
+            self._row_keys.append(event_id)
+        self.note_offset(message)
         if len(self._predictions) >= FLUSH_ROWS:
             self.flush()
 
@@ -100,9 +104,10 @@ class Window:
     def profile_by_count(self) -> bool:
         return self.model.window.size is not None
 
-    def add_features(self, features: Any, message: Message) -> None:
+    def add_features(self, event_id: str, features: Any, message: Message) -> None:
         self._rows.append(features)
-        self._note_offset(message)
+        self._row_keys.append(event_id)
+        self.note_offset(message)
         if len(self._rows) >= FLUSH_ROWS:
             self.flush()
 
@@ -113,7 +118,7 @@ class Window:
         elif len(self._labels) >= FLUSH_ROWS:
             self.flush()
 
-    def _note_offset(self, message: Message) -> None:
+    def note_offset(self, message: Message) -> None:
         tp = (message.topic, message.partition)
         if tp not in self.first_offsets:
             self.first_offsets[tp] = message.offset
@@ -121,10 +126,10 @@ class Window:
     def flush(self) -> None:
         """Hand the buffered rows, predictions and labels to the engine state."""
         if self._rows or self._predictions:
-            self.state.update(
-                to_batch(self._rows, self.profile), self._predictions, self._probabilities
-            )
-            self._rows, self._predictions, self._probabilities = [], [], []
+            batch = to_batch(self._rows, self.profile, keys=self._row_keys,
+                             seed=self.model.drift.seed)
+            self.state.update(batch, self._predictions, self._probabilities)
+            self._rows, self._row_keys, self._predictions, self._probabilities = [], [], [], []
         if self._labels:
             predictions, probabilities, labels = zip(*self._labels, strict=True)
             self.state.add_labels(list(predictions), list(labels), list(probabilities))

@@ -76,7 +76,9 @@ class Postgres:
 
     def drop_database(self, name: str) -> None:
         """Drop a database, closing whatever connections a test left open to it."""
-        self.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        self.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
     def stop(self) -> None:
         """Stop the server (fast shutdown); safe to call more than once."""
@@ -118,4 +120,3 @@ def start_postgres(workdir: Path, timeout_s: float = START_TIMEOUT_S) -> Postgre
             f"after {time.monotonic() - started:.1f} s:\n{done.stderr}{done.stdout}"
         )
     return Postgres(lines[-1].removeprefix(prefix), workdir)
-

@@ -1,0 +1,132 @@
+"""What the daemon hands the store, and how contract lines become rows.
+
+``Partial`` and ``Checkpoint`` are the state the daemon saves per topic partition;
+``WindowLine`` is a closed window's result line (contract section 3) with the window's key.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from monitor.store.utc import parse_rfc3339
+
+__all__ = ["Checkpoint", "Partial", "WindowLine", "alert_row", "feature_rows", "window_row"]
+
+
+@dataclass(frozen=True, slots=True)
+class Partial:
+    """The state of an open window from the messages of one topic partition.
+
+    ``state`` is the window state's ``to_dict()``; ``updated_at`` is set by the store.
+
+    >>> Partial("wine", 7, "driftline.predictions", 0, {"n": 3}, n_predictions=3).window_key
+    7
+    """
+
+    model: str
+    window_key: int
+    topic: str
+    partition: int
+    state: dict[str, Any]
+    n_predictions: int = 0
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """The join state of one topic partition for one model; ``updated_at`` set by the store."""
+
+    topic: str
+    partition: int
+    model: str
+    state: dict[str, Any]
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowLine:
+    """A closed window's result line (first close or a revision) and the window's key."""
+
+    window_key: int
+    line: Mapping[str, Any]
+
+
+def window_row(item: WindowLine, finalised_at: datetime) -> dict[str, Any]:
+    """The ``windows`` row of a result line."""
+    line = item.line
+    return {
+        "model": line["model"],
+        "model_version": _text(line.get("model_version")),
+        "window_key": int(item.window_key),
+        "window_start": parse_rfc3339(line["window_start"]),
+        "window_end": parse_rfc3339(line["window_end"]),
+        "n_predictions": int(line["n_predictions"]),
+        "revision": int(line.get("revision", 0)),
+        "as_of": parse_rfc3339(line.get("as_of", line["window_end"])),
+        "drift_share": _number(line.get("drift_share")),
+        "drift_detected": _flag(line.get("drift_detected")),
+        "health_score": _number(line.get("health_score")),
+        "performance": line.get("performance"),
+        "estimated_performance": line.get("estimated_performance"),
+        "data_quality": line.get("data_quality"),
+        "health": line.get("health"),
+        "alerts": line.get("alerts"),
+        "line": dict(line),
+        "finalised_at": finalised_at,
+    }
+
+
+def feature_rows(line: Mapping[str, Any], window_id: int) -> list[dict[str, Any]]:
+    """The ``feature_scores`` rows of a result line's ``features``."""
+    return [
+        {
+            "window_id": window_id,
+            "feature": name,
+            "method": str(score.get("method", "")),
+            "score": _number(score.get("score")),
+            "p_value": _number(score.get("p_value")),
+            "threshold": _number(score.get("threshold")),
+            "drift": _flag(score.get("drift")),
+        }
+        for name, score in (line.get("features") or {}).items()
+    ]
+
+
+def alert_row(body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The ``alerts`` row of an alert body (contract section 4)."""
+    start, end = body.get("window_start"), body.get("window_end")
+    return {
+        "alert_id": body["alert_id"],
+        "model": body["model"],
+        "model_version": _text(body.get("model_version")),
+        "kind": body["kind"],
+        "severity": body["severity"],
+        "status": body["status"],
+        "window_start": parse_rfc3339(start) if start is not None else None,
+        "window_end": parse_rfc3339(end) if end is not None else None,
+        "health_score": _number(body.get("health_score")),
+        "summary": body.get("summary", ""),
+        "details": body.get("details"),
+        "created_at": now,
+        "resolved_at": now if body["status"] == "resolved" else None,
+    }
+
+
+def _number(value: Any) -> float | None:
+    # NaN and infinities are stored as NULL: SQLite would do so anyway, PostgreSQL would not
+    if value is None or isinstance(value, bool):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _flag(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

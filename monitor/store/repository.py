@@ -1,0 +1,298 @@
+"""The store's write API, used by the daemon: every call is one explicit transaction.
+
+Exactly-once effect: ``commit_batch`` writes the consumer offsets of a batch in the same
+transaction as everything that batch changed (window partials, join checkpoints, closed
+windows and their feature scores, alerts) and deletes the partials of windows it finalises.
+Either all of it is saved or none of it; after a crash the daemon resumes from the saved
+offsets with the saved state, so no message counts twice or is lost.
+
+    store = open_store(config.store)
+    store.commit_batch(
+        "driftline",
+        offsets={("driftline.predictions", 0): 1042},
+        partials=[Partial("wine", 7, "driftline.predictions", 0, state.to_dict(), 500)],
+        windows=[WindowLine(6, line)],
+        finalised=[("wine", 6)],
+    )
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Table, and_, delete, insert, or_, select
+from sqlalchemy.engine import Connection
+
+from monitor.store import tables as t
+from monitor.store.failures import store_errors
+from monitor.store.records import (
+    Checkpoint,
+    Partial,
+    WindowLine,
+    alert_row,
+    feature_rows,
+    window_row,
+)
+from monitor.store.sqlite import WRITE
+from monitor.store.upsert import upsert
+from monitor.store.utc import as_utc, utc_now
+
+__all__ = ["Store"]
+
+TopicPartition = tuple[str, int]
+
+
+def _table(name: str) -> Table:
+    return t.Base.metadata.tables[name]
+
+
+class Store:
+    """An open store: the write API here, the read API in ``monitor.store.queries``.
+
+    Made by :func:`monitor.store.open_store`; ``clock`` gives the ``*_at`` timestamps.
+    """
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.engine = engine
+        self._writer = engine.execution_options(**{WRITE: True})
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    @contextmanager
+    def reading(self, action: str) -> Iterator[Connection]:
+        """A connection for reads; SQL errors become ``StoreError`` naming ``action``."""
+        with store_errors(self.engine.url, action), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def writing(self, action: str) -> Iterator[Connection]:
+        """One transaction, committed at the end of the block or rolled back on error."""
+        with store_errors(self.engine.url, action), self._writer.begin() as conn:
+            yield conn
+
+    def now(self) -> datetime:
+        return as_utc(self._clock())
+
+    # --- models and their references ----------------------------------------------------
+
+    def register_model(self, name: str, task: str) -> None:
+        """Record a monitored model (its task is updated when it changed)."""
+        row = {"name": name, "task": task, "created_at": self.now()}
+        with self.writing(f"registering model {name!r}") as conn:
+            upsert(conn, _table("models"), [row], ["name"], ["task"])
+
+    def save_profile(
+        self, model: str, profile_hash: str, profile: Mapping[str, Any], format_version: int
+    ) -> None:
+        """Keep a reference profile under its content hash (kept as is when already there)."""
+        row = {
+            "hash": profile_hash,
+            "model": model,
+            "format_version": format_version,
+            "profile": dict(profile),
+            "created_at": self.now(),
+        }
+        with self.writing(f"saving the reference profile of {model!r}") as conn:
+            upsert(conn, _table("reference_profiles"), [row], ["hash"], [])
+
+    def register_version(self, model: str, version: str, reference_hash: str | None) -> None:
+        """Record a model version and the reference profile it is compared with."""
+        row = {
+            "model": model,
+            "version": version,
+            "reference_hash": reference_hash,
+            "created_at": self.now(),
+        }
+        with self.writing(f"registering version {version!r} of {model!r}") as conn:
+            upsert(conn, _table("model_versions"), [row], ["model", "version"], ["reference_hash"])
+
+    # --- the daemon's batch --------------------------------------------------------------
+
+    def commit_batch(
+        self,
+        group_id: str,
+        *,
+        offsets: Mapping[TopicPartition, int] | None = None,
+        partials: Sequence[Partial] = (),
+        checkpoints: Sequence[Checkpoint] = (),
+        windows: Sequence[WindowLine] = (),
+        finalised: Iterable[tuple[str, int]] = (),
+        alerts: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Save the effect of one batch and its offsets in ONE transaction.
+
+        ``offsets`` maps (topic, partition) to the next offset to consume. ``partials`` and
+        ``checkpoints`` replace the saved ones with the same key. ``windows`` are inserted as
+        closed windows with their feature scores (a (model, window_key, revision) saved
+        before is an error). ``finalised`` lists (model, window_key) whose partials are
+        deleted, after the upserts: a window both updated and finalised here ends deleted.
+        ``alerts`` are contract alert bodies, upserted by ``alert_id``.
+        """
+        now = self.now()
+        with self.writing(f"saving a batch of consumer group {group_id!r}") as conn:
+            upsert(
+                conn,
+                _table("window_partials"),
+                [_partial_row(p, now) for p in partials],
+                ["model", "window_key", "topic", "partition"],
+            )
+            upsert(
+                conn,
+                _table("pipeline_checkpoints"),
+                [_checkpoint_row(group_id, c, now) for c in checkpoints],
+                ["group_id", "topic", "partition", "model"],
+            )
+            for item in windows:
+                window_id = conn.execute(
+                    insert(t.Window).returning(t.Window.id), window_row(item, now)
+                ).scalar_one()
+                rows = feature_rows(item.line, window_id)
+                if rows:
+                    conn.execute(insert(t.FeatureScore), rows)
+            for model, window_key in finalised:
+                conn.execute(
+                    delete(t.WindowPartial).where(
+                        t.WindowPartial.model == model, t.WindowPartial.window_key == window_key
+                    )
+                )
+            upsert(
+                conn,
+                _table("alerts"),
+                [alert_row(body, now) for body in alerts],
+                ["alert_id"],
+                _ALERT_UPDATES,
+            )
+            upsert(
+                conn,
+                _table("consumer_offsets"),
+                [_offset_row(group_id, tp, offset, now) for tp, offset in (offsets or {}).items()],
+                ["group_id", "topic", "partition"],
+            )
+
+    def load_offsets(
+        self, group_id: str, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, int]:
+        """The saved next offsets of a group (only of ``partitions`` when given)."""
+        wanted = None if partitions is None else set(partitions)
+        query = select(
+            t.ConsumerOffset.topic, t.ConsumerOffset.partition, t.ConsumerOffset.next_offset
+        ).where(t.ConsumerOffset.group_id == group_id)
+        with self.reading(f"loading the offsets of consumer group {group_id!r}") as conn:
+            rows = conn.execute(query).all()
+        return {
+            (topic, partition): offset
+            for topic, partition, offset in rows
+            if wanted is None or (topic, partition) in wanted
+        }
+
+    def load_partials(self, model: str | None = None) -> list[Partial]:
+        """The saved open-window states (of one model when given), by model and key."""
+        p = t.WindowPartial
+        query = select(p).order_by(p.model, p.window_key, p.topic, p.partition)
+        if model is not None:
+            query = query.where(p.model == model)
+        with self.reading("loading window partials") as conn:
+            rows = conn.execute(query).mappings().all()
+        return [Partial(**row) for row in rows]
+
+    def load_checkpoints(
+        self, group_id: str, partitions: Iterable[TopicPartition] | None = None
+    ) -> list[Checkpoint]:
+        """The saved join states of a group (only of ``partitions`` when given)."""
+        wanted = None if partitions is None else set(partitions)
+        c = t.PipelineCheckpoint
+        query = (
+            select(c.topic, c.partition, c.model, c.state, c.updated_at)
+            .where(c.group_id == group_id)
+            .order_by(c.topic, c.partition, c.model)
+        )
+        with self.reading(f"loading the checkpoints of consumer group {group_id!r}") as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            Checkpoint(**row)
+            for row in rows
+            if wanted is None or (row["topic"], row["partition"]) in wanted
+        ]
+
+    def prune(self, older_than: datetime) -> dict[str, int]:
+        """Retention: delete partials, checkpoints and finished deliveries last written
+        before ``older_than``; closed windows and their scores are kept. Returns counts."""
+        cutoff = as_utc(older_than)
+        o = t.Outbox
+        statements = {
+            "window_partials": delete(t.WindowPartial).where(t.WindowPartial.updated_at < cutoff),
+            "pipeline_checkpoints": delete(t.PipelineCheckpoint).where(
+                t.PipelineCheckpoint.updated_at < cutoff
+            ),
+            "outbox": delete(o).where(
+                or_(
+                    and_(o.delivered_at.is_not(None), o.delivered_at < cutoff),
+                    and_(o.gave_up_at.is_not(None), o.gave_up_at < cutoff),
+                )
+            ),
+        }
+        with self.writing(f"pruning rows older than {cutoff.isoformat()}") as conn:
+            return {name: conn.execute(stmt).rowcount for name, stmt in statements.items()}
+
+
+_ALERT_UPDATES = [
+    "model_version",
+    "kind",
+    "severity",
+    "status",
+    "window_start",
+    "window_end",
+    "health_score",
+    "summary",
+    "details",
+    "resolved_at",
+]
+
+
+def _offset_row(group_id: str, tp: TopicPartition, offset: int, now: datetime) -> dict[str, Any]:
+    topic, partition = tp
+    return {
+        "group_id": group_id,
+        "topic": topic,
+        "partition": partition,
+        "next_offset": offset,
+        "updated_at": now,
+    }
+
+
+def _partial_row(partial: Partial, now: datetime) -> dict[str, Any]:
+    return {
+        "model": partial.model,
+        "window_key": partial.window_key,
+        "topic": partial.topic,
+        "partition": partial.partition,
+        "state": partial.state,
+        "n_predictions": partial.n_predictions,
+        "updated_at": now,
+    }
+
+
+def _checkpoint_row(group_id: str, checkpoint: Checkpoint, now: datetime) -> dict[str, Any]:
+    return {
+        "group_id": group_id,
+        "topic": checkpoint.topic,
+        "partition": checkpoint.partition,
+        "model": checkpoint.model,
+        "state": checkpoint.state,
+        "updated_at": now,
+    }
