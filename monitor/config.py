@@ -112,7 +112,7 @@ class DriftSettings:
     bins: int = 10  # quantile bins per numeric feature, plus underflow and overflow
     sample_size: int = 1000  # reservoir of raw values per feature per window
     fdr: float = 0.05  # Benjamini-Hochberg false discovery rate across features
-    drift_share: float = 0.5  # window drifts when this share of features drift
+    drift_share: float = 0.1  # window drifts when this share of features drift
     method: DriftMethod = "auto"
     # distance thresholds (drift when score >= threshold) and p-value level for tests
     thresholds: dict[str, float] = field(default_factory=dict)
@@ -626,7 +626,8 @@ def _features(raw: dict[str, Any], path: KeyPath, ctx: _Context) -> tuple[Featur
 
 def _drift(raw: dict[str, Any]) -> DriftSettings:
     return DriftSettings(
-        **_pick(raw, "bins", "sample_size", "fdr", "drift_share", "method", "seed"),
+        **_pick(raw, "bins", "sample_size", "fdr", "drift_share", "method", "seed",
+                "performance_drop", "min_labels", "quality_margin"),
         thresholds={k: float(v) for k, v in raw.get("thresholds", {}).items()},
         min_effect={k: float(v) for k, v in raw.get("min_effect", {}).items()},
     )

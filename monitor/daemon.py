@@ -192,7 +192,7 @@ def run_daemon(
                     continue
                 idle_since = time.monotonic()
                 stats.first_message_at = stats.first_message_at or idle_since
-                messages = []
+                messages: list[Message] = []
                 for tp, records in batch.items():
                     stream = streams[tp.topic]
                     messages.extend(

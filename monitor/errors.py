@@ -11,7 +11,7 @@ __all__ = [
     "DriftlineError",
     "InputError",
     "KafkaError",
-    "ReferenceError_",
+    "ReferenceDataError",
     "StoreError",
 ]
 
@@ -34,7 +34,7 @@ class InputError(DriftlineError):
     exit_code = 2
 
 
-class ReferenceError_(DriftlineError):  # noqa: N801 - avoids shadowing builtins.ReferenceError
+class ReferenceDataError(DriftlineError):
     """The reference data of a model is missing, unreadable or unusable."""
 
     exit_code = 2

@@ -110,8 +110,10 @@ class _ModelPipeline:
         else:
             if pending is not None:
                 window.note_offset(pending[1])
-            window.add_prediction(event.event_id, event.ts_ms, remembered.prediction,
-                                  remembered.probabilities, features, message)
+            window.add_prediction(event.event_id, event.ts_ms,
+                                  prediction=remembered.prediction,
+                                  probabilities=remembered.probabilities,
+                                  features=features, message=message)
             if self.assigner.by_count and self.assigner.is_full(window.key):
                 self._next_deadline = _RECHECK
         joined.put(event.event_id, event.ts_ms, remembered)

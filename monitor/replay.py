@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 import orjson
 
@@ -27,11 +27,11 @@ __all__ = ["read_replay_lines", "replay"]
 CHUNK = 2048  # messages handed to the pipeline at a time
 
 
-def _open(path: Path) -> IO[bytes]:
+def _open(path: Path) -> BinaryIO:
     try:
         with path.open("rb") as probe:
             gzipped = probe.read(2) == b"\x1f\x8b"
-        return gzip.open(path, "rb") if gzipped else path.open("rb")
+        return cast(BinaryIO, gzip.open(path, "rb")) if gzipped else path.open("rb")
     except OSError as err:
         raise InputError(f"cannot read replay input {path}: {err.strerror}") from err
 

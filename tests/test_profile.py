@@ -24,7 +24,7 @@ from monitor.engine.profile import (
     cached_profile,
     load_reference,
 )
-from monitor.errors import ReferenceError_
+from monitor.errors import ReferenceDataError
 
 
 def _frame(n: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -142,7 +142,7 @@ class TestNumericProfile:
     def test_a_numeric_feature_holding_text_is_an_error_naming_it(self):
         frame = _frame().astype({"x": object})
         frame.loc[3, "x"] = "n/a"
-        with pytest.raises(ReferenceError_, match=r"'x'.*'n/a'"):
+        with pytest.raises(ReferenceDataError, match=r"'x'.*'n/a'"):
             ReferenceProfile.build(
                 frame, task="classification", features=[FeatureSpec("x", "numeric")]
             )
@@ -235,12 +235,12 @@ class TestPersistence:
     def test_another_format_version_is_refused_with_advice(self, tmp_path):
         data = _classifier_profile(_frame()).to_dict() | {"format_version": 99}
         (tmp_path / "p.json").write_bytes(orjson.dumps(data))
-        with pytest.raises(ReferenceError_, match=r"format_version 99.*rebuilt"):
+        with pytest.raises(ReferenceDataError, match=r"format_version 99.*rebuilt"):
             ReferenceProfile.load(tmp_path / "p.json")
 
     def test_a_corrupt_file_is_a_reference_error(self, tmp_path):
         (tmp_path / "p.json").write_text("{not json")
-        with pytest.raises(ReferenceError_, match=r"p\.json"):
+        with pytest.raises(ReferenceDataError, match=r"p\.json"):
             ReferenceProfile.load(tmp_path / "p.json")
 
 
@@ -255,7 +255,7 @@ class TestLoadReference:
 
     def test_a_missing_file_is_named(self, tmp_path):
         model = _model(tmp_path / "nope.csv")
-        with pytest.raises(ReferenceError_, match=r"nope\.csv does not exist"):
+        with pytest.raises(ReferenceDataError, match=r"nope\.csv does not exist"):
             load_reference(model.reference, model)
 
     def test_missing_columns_the_config_names_are_listed(self, tmp_path):
@@ -263,20 +263,20 @@ class TestLoadReference:
         _frame(n=20).drop(columns=["probability"]).to_csv(path, index=False)
         model = _model(path, features=(FeatureSpec("alcohol", "numeric"),))
         with pytest.raises(
-            ReferenceError_, match=r"lacks the columns \['alcohol', 'probability'\]"
+            ReferenceDataError, match=r"lacks the columns \['alcohol', 'probability'\]"
         ):
             load_reference(model.reference, model)
 
     def test_an_empty_file_is_refused(self, tmp_path):
         path = tmp_path / "ref.csv"
         _frame(n=20).iloc[:0].to_csv(path, index=False)
-        with pytest.raises(ReferenceError_, match="no rows"):
+        with pytest.raises(ReferenceDataError, match="no rows"):
             load_reference(_model(path).reference, _model(path))
 
     def test_an_unknown_suffix_is_refused(self, tmp_path):
         path = tmp_path / "ref.xlsx"
         path.write_text("x")
-        with pytest.raises(ReferenceError_, match="unknown suffix"):
+        with pytest.raises(ReferenceDataError, match="unknown suffix"):
             load_reference(_model(path).reference, _model(path))
 
 

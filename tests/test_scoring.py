@@ -64,7 +64,7 @@ class TestBehaviourAcrossSeeds:
         assert any_feature <= 0.05 * windows  # BH keeps even one false flag rare
 
     def test_a_half_sd_shift_in_3_of_20_features_is_flagged_within_2_windows(self):
-        drift = DriftSettings(drift_share=0.15)
+        drift = DriftSettings()
         for seed in range(10):
             rng = np.random.default_rng(100 + seed)
             profile = _numeric_profile(rng, 20, 10_000)
@@ -79,12 +79,12 @@ class TestBehaviourAcrossSeeds:
                     flagged_by.append(window)
             assert flagged_by, f"seed {seed}: not flagged within 2 windows"
 
-    def test_at_the_default_drift_share_3_of_20_flags_features_but_not_the_window(self):
+    def test_at_a_drift_share_of_half_3_of_20_flag_features_but_not_the_window(self):
         rng = np.random.default_rng(7)
         profile = _numeric_profile(rng, 20, 10_000)
         values = rng.normal(size=(20, 1000))
         values[:3] += 0.5
-        result = score_window(profile, _window(profile, values), DriftSettings())
+        result = score_window(profile, _window(profile, values), DriftSettings(drift_share=0.5))
         assert _flagged(result) == {"f0", "f1", "f2"}
         assert result["drift_share"] == pytest.approx(0.15)
         assert not result["drift_detected"]

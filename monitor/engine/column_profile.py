@@ -22,7 +22,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from monitor.engine.performance import class_key
-from monitor.errors import ReferenceError_
+from monitor.errors import ReferenceDataError
 
 __all__ = [
     "CategoricalProfile",
@@ -49,12 +49,12 @@ def category_key(value: object) -> str:
 
 
 def float_column(series: pd.Series) -> NDArray[np.float64]:
-    """A reference column as floats (NA -> NaN); ``ReferenceError_`` if it is not numeric."""
+    """A reference column as floats (NA -> NaN); ``ReferenceDataError`` if it is not numeric."""
     values = pd.to_numeric(series, errors="coerce")
     bad = values.isna() & series.notna()
     if bad.any():
         example = series[bad].iloc[0]
-        raise ReferenceError_(
+        raise ReferenceDataError(
             f"column {series.name!r} is numeric but holds {int(bad.sum())} non-numeric "
             f"values such as {example!r}: fix the data or declare it categorical"
         )
@@ -165,7 +165,7 @@ def numeric_profile(
     missing = np.isnan(values)
     present = values[~missing]
     if present.size == 0:
-        raise ReferenceError_(f"reference column {name!r} has no non-missing values")
+        raise ReferenceDataError(f"reference column {name!r} has no non-missing values")
     inner = np.quantile(present, np.linspace(0.0, 1.0, bins + 1)[:-1])
     top = np.nextafter(present.max(), np.inf)
     edges = np.unique(np.append(inner, top))

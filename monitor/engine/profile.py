@@ -42,7 +42,7 @@ from monitor.engine.column_profile import (
 from monitor.engine.output_profile import OutputProfile
 from monitor.engine.performance import Calibrator
 from monitor.engine.reference_data import load_reference, reference_path
-from monitor.errors import ReferenceError_
+from monitor.errors import ReferenceDataError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -104,15 +104,15 @@ class ReferenceProfile:
         sample_size: int = 1000,
         seed: int = 0,
     ) -> ReferenceProfile:
-        """Profile ``frame``; raises ``ReferenceError_`` naming an unusable column."""
+        """Profile ``frame``; raises ``ReferenceDataError`` naming an unusable column."""
         outputs = {c for c in (target, prediction, probability) if c is not None}
         specs = tuple(features) if features is not None else infer_features(frame, outputs)
         missing = [s.name for s in specs if s.name not in frame.columns]
         missing += [c for c in outputs if c not in frame.columns]
         if missing:
-            raise ReferenceError_(f"reference data lacks the columns {sorted(set(missing))}")
+            raise ReferenceDataError(f"reference data lacks the columns {sorted(set(missing))}")
         if len(frame) == 0:
-            raise ReferenceError_("reference data has no rows")
+            raise ReferenceDataError("reference data has no rows")
         numeric, categorical = [], []
         for i, spec in enumerate(specs):
             if spec.kind == "numeric":
@@ -165,7 +165,7 @@ class ReferenceProfile:
     def from_dict(cls, data: dict[str, Any]) -> ReferenceProfile:
         version = data.get("format_version")
         if version != FORMAT_VERSION:
-            raise ReferenceError_(
+            raise ReferenceDataError(
                 f"reference profile has format_version {version!r}, this driftline reads "
                 f"{FORMAT_VERSION}: delete the saved profile so it is rebuilt"
             )
@@ -201,10 +201,10 @@ class ReferenceProfile:
         try:
             data = orjson.loads(Path(path).read_bytes())
             return cls.from_dict(data)
-        except ReferenceError_ as err:
-            raise ReferenceError_(f"{path}: {err}") from err
+        except ReferenceDataError as err:
+            raise ReferenceDataError(f"{path}: {err}") from err
         except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-            raise ReferenceError_(
+            raise ReferenceDataError(
                 f"cannot read the reference profile {path}: {err}; delete it to rebuild"
             ) from err
 
@@ -248,7 +248,9 @@ def cached_profile(model: ModelConfig, cache_dir: Path) -> ReferenceProfile:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     except OSError as err:
-        raise ReferenceError_(f"model {model.name!r}: cannot read reference {path}: {err}") from err
+        raise ReferenceDataError(
+            f"model {model.name!r}: cannot read reference {path}: {err}"
+        ) from err
     settings = {
         "format_version": FORMAT_VERSION,
         "task": model.task,
@@ -264,7 +266,7 @@ def cached_profile(model: ModelConfig, cache_dir: Path) -> ReferenceProfile:
     if file.is_file():
         try:
             return ReferenceProfile.load(file)
-        except ReferenceError_:
+        except ReferenceDataError:
             pass  # a truncated or outdated cache file: rebuild it below
     profile = ReferenceProfile.build(
         load_reference(source, model),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from monitor.config import ModelConfig, ReferenceSource
-from monitor.errors import ReferenceError_
+from monitor.errors import ReferenceDataError
 
 __all__ = ["load_reference", "reference_path"]
 
@@ -16,9 +16,9 @@ _PARQUET = (".parquet", ".pq")
 
 
 def reference_path(source: ReferenceSource, model: ModelConfig) -> Path:
-    """The local file of the reference; ``ReferenceError_`` when there is none."""
+    """The local file of the reference; ``ReferenceDataError`` when there is none."""
     if source.path is None:
-        raise ReferenceError_(
+        raise ReferenceDataError(
             f"model {model.name!r}: the reference has no local path "
             f"(uri={source.uri!r}); resolve the MLflow URI to a file before profiling"
         )
@@ -28,14 +28,14 @@ def reference_path(source: ReferenceSource, model: ModelConfig) -> Path:
 def load_reference(source: ReferenceSource, model: ModelConfig) -> pd.DataFrame:
     """Read the reference file named by ``source`` (CSV or Parquet, by suffix).
 
-    Raises ``ReferenceError_`` naming the model, the file and what is wrong: no such file,
+    Raises ``ReferenceDataError`` naming the model, the file and what is wrong: no such file,
     an unknown suffix, a file that does not parse, no rows, or columns the config names
     (features, target, prediction, probability) that the file lacks.
     """
     path = reference_path(source, model)
     where = f"model {model.name!r}: reference {path}"
     if not path.is_file():
-        raise ReferenceError_(f"{where} does not exist (paths are relative to the config file)")
+        raise ReferenceDataError(f"{where} does not exist (paths are relative to the config file)")
     name = path.name.lower()
     try:
         if name.endswith(_CSV):
@@ -43,22 +43,22 @@ def load_reference(source: ReferenceSource, model: ModelConfig) -> pd.DataFrame:
         elif name.endswith(_PARQUET):
             frame = pd.read_parquet(path)
         else:
-            raise ReferenceError_(
+            raise ReferenceDataError(
                 f"{where} has an unknown suffix; use one of {', '.join(_CSV + _PARQUET)}"
             )
-    except ReferenceError_:
+    except ReferenceDataError:
         raise
     except (OSError, ValueError, pd.errors.ParserError) as err:
-        raise ReferenceError_(f"{where} cannot be read: {err}") from err
+        raise ReferenceDataError(f"{where} cannot be read: {err}") from err
     except Exception as err:  # pyarrow raises its own error types on corrupt files
-        raise ReferenceError_(f"{where} cannot be read: {err}") from err
+        raise ReferenceDataError(f"{where} cannot be read: {err}") from err
     if len(frame) == 0:
-        raise ReferenceError_(f"{where} has no rows")
+        raise ReferenceDataError(f"{where} has no rows")
     named = [source.target, source.prediction, source.probability]
     named += [spec.name for spec in model.features or ()]
     missing = sorted({c for c in named if c is not None and c not in frame.columns})
     if missing:
-        raise ReferenceError_(
+        raise ReferenceDataError(
             f"{where} lacks the columns {missing} that the config names; "
             f"it has {[str(c) for c in frame.columns]}"
         )

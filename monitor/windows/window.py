@@ -81,6 +81,7 @@ class Window:
         self,
         event_id: str,
         ts_ms: int,
+        *,
         prediction: Any,
         probabilities: Any,
         features: Any,
