@@ -29,6 +29,7 @@ from kafka.structs import OffsetAndMetadata
 
 from monitor.config import Config
 from monitor.errors import KafkaError
+from monitor.ingest.ordering import TimestampMerge
 from monitor.pipeline import Message, Pipeline
 from monitor.replay import load_profiles
 
@@ -38,6 +39,7 @@ log = structlog.get_logger("driftline.daemon")
 
 PRODUCER_MAX_REQUEST = 16 * 1024 * 1024  # DLQ copies of oversized messages must fit
 COMMIT_INTERVAL_S = 1.0  # a commit scans the join's pending entries: not per poll
+ORDER_WAIT_S = 2.0  # how long records wait for a lagging partition before going on
 
 
 def dlq_headers(message: Message, reason: str, detail: str) -> list[tuple[str, bytes]]:
@@ -171,6 +173,31 @@ def run_daemon(
             consumer.commit(offsets=offsets)
             stats.commits += 1
 
+    merge: TimestampMerge[TopicPartition] = TimestampMerge()
+
+    def feed(records: list[Any]) -> None:
+        if not records:
+            return
+        messages = [
+            Message(streams[r.topic] or "", r.value, r.topic, r.partition, r.offset, r.key,
+                    tuple(r.headers or ()))
+            for r in records
+        ]
+        pipeline.process(messages)
+        for r in records:
+            next_offsets[(r.topic, r.partition)] = r.offset + 1
+        stats.consumed += len(records)
+        stats.last_message_at = time.monotonic()
+
+    def lagging() -> set[TopicPartition]:
+        """Partitions with records on the broker that this consumer has not fetched yet."""
+        out = set()
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is not None and consumer.position(tp) < highwater:
+                out.add(tp)
+        return out
+
     log.info("started", bootstrap=config.kafka.bootstrap_servers, group=config.kafka.group_id,
              models=[m.name for m in config.models])
     idle_since = committed_at = time.monotonic()
@@ -180,40 +207,30 @@ def run_daemon(
             while not stop.is_set():
                 batch = consumer.poll(timeout_ms=config.kafka.poll_timeout_ms,
                                       max_records=config.kafka.poll_max_records)
-                if not batch:
-                    if uncommitted:  # a quiet moment: settle what was processed
-                        pipeline.emit_revisions()
-                        commit()
-                        uncommitted, committed_at = False, time.monotonic()
-                    if max_idle_s is not None and time.monotonic() - idle_since >= max_idle_s:
-                        log.info("idle_stop", idle_s=max_idle_s)
-                        pipeline.flush()
-                        break
-                    continue
-                idle_since = time.monotonic()
-                stats.first_message_at = stats.first_message_at or idle_since
-                messages: list[Message] = []
+                now = time.monotonic()
                 for tp, records in batch.items():
-                    stream = streams[tp.topic]
-                    messages.extend(
-                        Message(stream or "", r.value, r.topic, r.partition, r.offset, r.key,
-                                tuple(r.headers or ()))
-                        for r in records)
-                    next_offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
-                stats.consumed += len(messages)
-                pipeline.process(messages)
-                stats.last_message_at = time.monotonic()
-                uncommitted = True
-                if idle_since - committed_at >= COMMIT_INTERVAL_S:
-                    pipeline.emit_revisions()
+                    merge.add(tp, [(r.offset, r.timestamp, r) for r in records])
+                if batch:
+                    idle_since = now
+                    stats.first_message_at = stats.first_message_at or now
+                    feed(list(merge.drain(lagging())))
+                    uncommitted = True
+                elif len(merge) and now - idle_since >= ORDER_WAIT_S:
+                    feed(list(merge.drain_all()))  # a lagging partition sent nothing: go on
+                if uncommitted and (not batch or now - committed_at >= COMMIT_INTERVAL_S):
+                    pipeline.emit_revisions()  # a quiet moment, or the interval is up
                     commit()
-                    uncommitted, committed_at = False, idle_since
+                    uncommitted, committed_at = False, now
+                if not batch and max_idle_s is not None and now - idle_since >= max_idle_s:
+                    log.info("idle_stop", idle_s=max_idle_s)
+                    feed(list(merge.drain_all()))
+                    pipeline.flush()
+                    break
             pipeline.emit_revisions()
             commit()
     finally:
         summary = pipeline.summary()
-        log.info("stopped", consumed=stats.consumed, dead_letters=stats.dead_letters,
-                 windows=stats.windows, **summary)
+        log.info("stopped", consumed=stats.consumed, lines_written=stats.windows, **summary)
         if sink is not None:
             sink.write(orjson.dumps({"summary": summary}, option=orjson.OPT_APPEND_NEWLINE))
             sink.close()

@@ -103,10 +103,10 @@ def test_every_bad_message_reaches_its_dlq_and_every_good_one_counts_once(
     topics = kafka_topics()
     bootstrap = kafka_broker.bootstrap
     config = write_config(tmp_path, bootstrap, topics, size=500)
-    n_predictions = 6_200
+    n_predictions = 6_400
     good = list(events(n_predictions, n_numeric=N_FEATURES, seed=3, features_inline=False,
                        label_every=1, label_delay=50))
-    bad = bad_messages(n_each=60)
+    bad = bad_messages(n_each=210)
     duplicates = [("predictions", orjson.dumps(event), "duplicate_event_id")
                   for stream, event in good[:600:6] if stream == "predictions"]
     producer = KafkaProducer(bootstrap_servers=bootstrap, max_request_size=4 * 1024 * 1024,

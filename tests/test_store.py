@@ -139,6 +139,13 @@ class TestPartials:
         ]
         assert saved[0].updated_at == T0 + timedelta(seconds=5)
 
+    def test_of_two_partials_with_one_key_in_a_batch_the_last_stands(self, store):
+        store.commit_batch(
+            "g", partials=[Partial("wine", 1, *P0, {"n": 1}), Partial("wine", 1, *P0, {"n": 2})]
+        )
+
+        assert [p.state for p in store.load_partials()] == [{"n": 2}]
+
     def test_partials_are_loaded_per_model(self, store):
         store.commit_batch(
             "g",
@@ -172,6 +179,29 @@ class TestPartials:
         store.commit_batch("g", partials=[Partial("wine", 1, *P0, {"mean": float("nan")})])
 
         assert store.load_partials()[0].state == {"mean": None}
+
+
+class TestModels:
+    def test_profiles_are_kept_by_hash_and_versions_point_at_them(self, store):
+        store.save_profile("wine", "h1", {"features": ["alcohol"]}, format_version=1)
+        store.save_profile("wine", "h1", {"features": ["changed"]}, format_version=1)
+        store.save_profile("wine", "h2", {"features": ["alcohol", "color"]}, format_version=1)
+        store.register_version("wine", "3", "h1")
+        store.register_version("wine", "3", "h2")
+        store.register_model("wine", "regression")
+
+        with store.reading("test") as conn:
+            profile = conn.execute(
+                select(t.ReferenceProfile.profile).where(t.ReferenceProfile.hash == "h1")
+            ).scalar_one()
+        assert profile == {"features": ["alcohol"]}
+        wine = next(m for m in queries.models(store) if m["name"] == "wine")
+        assert wine["task"] == "regression"
+        assert [(v["version"], v["reference_hash"]) for v in wine["versions"]] == [("3", "h2")]
+
+    def test_a_window_of_an_unregistered_model_is_refused(self, store):
+        with pytest.raises(StoreError, match="constraint"):
+            store.commit_batch("g", windows=[WindowLine(0, line(0, model="nobody"))])
 
 
 class TestCheckpoints:
@@ -222,10 +252,10 @@ class TestAtomicity:
 
     def test_the_store_works_on_after_a_failed_batch(self, store):
         with pytest.raises(StoreError):
-            store.commit_batch("g", windows=[WindowLine(0, line(0, model="nobody"))])
-        store.commit_batch("g", offsets={P0: 1})
+            store.commit_batch("g", offsets={P0: 1}, windows=[WindowLine(0, line(0, model="x"))])
+        store.commit_batch("g", offsets={P0: 2})
 
-        assert store.load_offsets("g") == {P0: 1}
+        assert store.load_offsets("g") == {P0: 2}
 
 
 class TestConcurrentWriters:

@@ -28,6 +28,7 @@ __all__ = [
     "current_revision",
     "downgrade",
     "head_revision",
+    "migration_connection",
     "upgrade",
 ]
 
@@ -51,23 +52,24 @@ def head_revision() -> str | None:
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (None for an empty database)."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return _revision(conn)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate the database up to ``revision`` (default: the newest)."""
-    with _migrating(engine) as conn:
+    with migration_connection(engine) as conn:
         command.upgrade(alembic_config(conn), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Migrate the database down to ``revision`` (``"-1"`` for one step, ``"base"`` for empty)."""
-    with _migrating(engine) as conn:
+    with migration_connection(engine) as conn:
         command.downgrade(alembic_config(conn), revision)
 
 
 @contextmanager
-def _migrating(engine: Engine) -> Iterator[Connection]:
+def migration_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection in the one transaction a migration runs in (see the module docstring)."""
     with engine.connect() as conn:
         conn.execution_options(**{WRITE: True})  # SQLite: BEGIN IMMEDIATE, one at a time
         sqlite = conn.dialect.name == "sqlite"
@@ -77,8 +79,9 @@ def _migrating(engine: Engine) -> Iterator[Connection]:
             with conn.begin():
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+                before = _revision(conn)
                 yield conn
-                if sqlite:
+                if sqlite and _revision(conn) != before:  # the check reads every row
                     broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                     if broken:
                         raise StoreError(
@@ -88,6 +91,10 @@ def _migrating(engine: Engine) -> Iterator[Connection]:
         finally:
             if sqlite:
                 _sqlite_foreign_keys(conn, on=True)
+
+
+def _revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
 
 
 def _sqlite_foreign_keys(conn: Connection, *, on: bool) -> None:

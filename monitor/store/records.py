@@ -14,7 +14,21 @@ from typing import Any
 
 from monitor.store.utc import parse_rfc3339
 
-__all__ = ["Checkpoint", "Partial", "WindowLine", "alert_row", "feature_rows", "window_row"]
+__all__ = [
+    "ALERT_UPDATES",
+    "Checkpoint",
+    "Partial",
+    "TopicPartition",
+    "WindowLine",
+    "alert_row",
+    "checkpoint_row",
+    "feature_rows",
+    "offset_row",
+    "partial_row",
+    "window_row",
+]
+
+TopicPartition = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +127,58 @@ def alert_row(body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "details": body.get("details"),
         "created_at": now,
         "resolved_at": now if body["status"] == "resolved" else None,
+    }
+
+
+# what a later body of the same alert_id changes (created_at stays)
+ALERT_UPDATES = [
+    "model_version",
+    "kind",
+    "severity",
+    "status",
+    "window_start",
+    "window_end",
+    "health_score",
+    "summary",
+    "details",
+    "resolved_at",
+]
+
+
+def offset_row(group_id: str, tp: TopicPartition, offset: int, now: datetime) -> dict[str, Any]:
+    """A ``consumer_offsets`` row."""
+    topic, partition = tp
+    return {
+        "group_id": group_id,
+        "topic": topic,
+        "partition": partition,
+        "next_offset": offset,
+        "updated_at": now,
+    }
+
+
+def partial_row(partial: Partial, now: datetime) -> dict[str, Any]:
+    """A ``window_partials`` row."""
+    return {
+        "model": partial.model,
+        "window_key": partial.window_key,
+        "topic": partial.topic,
+        "partition": partial.partition,
+        "state": partial.state,
+        "n_predictions": partial.n_predictions,
+        "updated_at": now,
+    }
+
+
+def checkpoint_row(group_id: str, checkpoint: Checkpoint, now: datetime) -> dict[str, Any]:
+    """A ``pipeline_checkpoints`` row."""
+    return {
+        "group_id": group_id,
+        "topic": checkpoint.topic,
+        "partition": checkpoint.partition,
+        "model": checkpoint.model,
+        "state": checkpoint.state,
+        "updated_at": now,
     }
 
 

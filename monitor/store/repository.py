@@ -29,11 +29,16 @@ from sqlalchemy.engine import Connection
 from monitor.store import tables as t
 from monitor.store.failures import store_errors
 from monitor.store.records import (
+    ALERT_UPDATES,
     Checkpoint,
     Partial,
+    TopicPartition,
     WindowLine,
     alert_row,
+    checkpoint_row,
     feature_rows,
+    offset_row,
+    partial_row,
     window_row,
 )
 from monitor.store.sqlite import WRITE
@@ -41,8 +46,6 @@ from monitor.store.upsert import upsert
 from monitor.store.utc import as_utc, utc_now
 
 __all__ = ["Store"]
-
-TopicPartition = tuple[str, int]
 
 
 def _table(name: str) -> Table:
@@ -148,13 +151,13 @@ class Store:
             upsert(
                 conn,
                 _table("window_partials"),
-                [_partial_row(p, now) for p in partials],
+                [partial_row(p, now) for p in partials],
                 ["model", "window_key", "topic", "partition"],
             )
             upsert(
                 conn,
                 _table("pipeline_checkpoints"),
-                [_checkpoint_row(group_id, c, now) for c in checkpoints],
+                [checkpoint_row(group_id, c, now) for c in checkpoints],
                 ["group_id", "topic", "partition", "model"],
             )
             for item in windows:
@@ -175,12 +178,12 @@ class Store:
                 _table("alerts"),
                 [alert_row(body, now) for body in alerts],
                 ["alert_id"],
-                _ALERT_UPDATES,
+                ALERT_UPDATES,
             )
             upsert(
                 conn,
                 _table("consumer_offsets"),
-                [_offset_row(group_id, tp, offset, now) for tp, offset in (offsets or {}).items()],
+                [offset_row(group_id, tp, offset, now) for tp, offset in (offsets or {}).items()],
                 ["group_id", "topic", "partition"],
             )
 
@@ -248,51 +251,3 @@ class Store:
         }
         with self.writing(f"pruning rows older than {cutoff.isoformat()}") as conn:
             return {name: conn.execute(stmt).rowcount for name, stmt in statements.items()}
-
-
-_ALERT_UPDATES = [
-    "model_version",
-    "kind",
-    "severity",
-    "status",
-    "window_start",
-    "window_end",
-    "health_score",
-    "summary",
-    "details",
-    "resolved_at",
-]
-
-
-def _offset_row(group_id: str, tp: TopicPartition, offset: int, now: datetime) -> dict[str, Any]:
-    topic, partition = tp
-    return {
-        "group_id": group_id,
-        "topic": topic,
-        "partition": partition,
-        "next_offset": offset,
-        "updated_at": now,
-    }
-
-
-def _partial_row(partial: Partial, now: datetime) -> dict[str, Any]:
-    return {
-        "model": partial.model,
-        "window_key": partial.window_key,
-        "topic": partial.topic,
-        "partition": partial.partition,
-        "state": partial.state,
-        "n_predictions": partial.n_predictions,
-        "updated_at": now,
-    }
-
-
-def _checkpoint_row(group_id: str, checkpoint: Checkpoint, now: datetime) -> dict[str, Any]:
-    return {
-        "group_id": group_id,
-        "topic": checkpoint.topic,
-        "partition": checkpoint.partition,
-        "model": checkpoint.model,
-        "state": checkpoint.state,
-        "updated_at": now,
-    }

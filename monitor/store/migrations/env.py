@@ -7,15 +7,20 @@ repository's alembic.ini) the URL is ``-x url=...`` or ``sqlalchemy.url`` of the
 
 from __future__ import annotations
 
+from logging.config import fileConfig
+
 from alembic import context
 from sqlalchemy.engine import Connection
 
 from monitor.config import StoreSettings
 from monitor.store.db import create_store_engine
+from monitor.store.migrate import migration_connection
 from monitor.store.tables import Base
 
 config = context.config
 target_metadata = Base.metadata
+if config.config_file_name is not None:  # the alembic command line, not driftline itself
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
 def _configure(connection: Connection) -> None:
@@ -45,7 +50,7 @@ def run() -> None:
     else:
         engine = create_store_engine(StoreSettings(url=_url()))
         try:
-            with engine.begin() as conn:
+            with migration_connection(engine) as conn:
                 _configure(conn)
                 context.run_migrations()
         finally:
