@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: install kafka-jars lint types unit test soak demo bench clean
+.PHONY: install kafka-jars postgres lint types unit test soak demo bench clean
 
 install: $(STAMP)
 
@@ -20,13 +20,16 @@ $(STAMP): pyproject.toml requirements.lock
 kafka-jars:
 	scripts/kafka fetch
 
+postgres:
+	scripts/postgres install
+
 lint: install
 	$(BIN)/ruff check monitor retrain tests bench scripts
 
 types: install
 	$(BIN)/mypy
 
-test: install kafka-jars lint types
+test: install kafka-jars postgres lint types
 	$(BIN)/python -m pytest -q
 
 soak: install kafka-jars

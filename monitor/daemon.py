@@ -210,8 +210,9 @@ def run_daemon(
                 now = time.monotonic()
                 for tp, records in batch.items():
                     merge.add(tp, [(r.offset, r.timestamp, r) for r in records])
-                if batch:
+                if batch or not consumer.assignment():  # idle counts once partitions are ours
                     idle_since = now
+                if batch:
                     stats.first_message_at = stats.first_message_at or now
                     feed(list(merge.drain(lagging())))
                     uncommitted = True

@@ -72,4 +72,5 @@ def compiled_validator(name: str) -> Validator:
     (``.name`` is the failing path like ``data.timestamp``, ``.rule`` the keyword).
     Defaults are never filled in and ``format`` is not checked, as in ``jsonschema``.
     """
-    return fastjsonschema.compile(_parsed(name), use_default=False, use_formats=False)
+    # fastjsonschema rewrites the $refs of the dict it compiles: give it a copy
+    return fastjsonschema.compile(load_schema(name), use_default=False, use_formats=False)

@@ -26,7 +26,6 @@ from monitor.store.migrate import (
 from monitor.store.tables import Base
 
 # Loads store_url/postgres_server even without tests/conftest.py; a plugin registers once.
-pytest_plugins = ["tests.services.pg_fixtures"]
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 REVISIONS = list(reversed(list(ScriptDirectory.from_config(alembic_config()).walk_revisions())))

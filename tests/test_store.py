@@ -19,7 +19,6 @@ from monitor.store import tables as t
 from monitor.store.db import engine_url
 
 # Loads store_url/postgres_server even without tests/conftest.py; a plugin registers once.
-pytest_plugins = ["tests.services.pg_fixtures"]
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 P0, P1 = ("driftline.predictions", 0), ("driftline.predictions", 1)
