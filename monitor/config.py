@@ -137,6 +137,76 @@ class ReferenceSource:
     probability: str | None = None
 
 
+Severity = Literal["info", "warning", "critical"]
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """When one kind of alert fires and resolves (per model)."""
+
+    enabled: bool = True
+    severity: Severity = "warning"
+    pending: int = 1  # consecutive bad windows before it fires
+    keep_firing: int = 1  # consecutive good windows before it resolves
+    cooldown_s: float = 0.0  # after resolving, no new episode of this kind for this long
+    below: float | None = None  # health rule only: fires when health_score < below
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    drift: AlertRule = field(default_factory=AlertRule)
+    performance: AlertRule = field(default_factory=lambda: AlertRule(severity="critical"))
+    data_quality: AlertRule = field(default_factory=AlertRule)
+    health: AlertRule = field(
+        default_factory=lambda: AlertRule(enabled=False, severity="critical", below=50.0)
+    )
+
+
+@dataclass(frozen=True)
+class WebhookRoute:
+    """A receiver of alert webhooks (top-level ``alerts.routes``)."""
+
+    name: str
+    url: str
+    format: Literal["json", "slack"] = "json"
+    secret: str | None = None  # resolved from `secret_env`; signs X-Driftline-Signature
+    models: tuple[str, ...] = ()  # empty: every model
+    min_severity: Severity = "info"
+    kinds: tuple[str, ...] = ()  # empty: every kind
+
+
+@dataclass(frozen=True)
+class AlertDelivery:
+    timeout_s: float = 5.0
+    initial_backoff_s: float = 1.0
+    max_backoff_s: float = 300.0
+    give_up_after_s: float = 86400.0
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    routes: tuple[WebhookRoute, ...] = ()
+    delivery: AlertDelivery = field(default_factory=AlertDelivery)
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    """The retrain-and-register job of one model (MLflow)."""
+
+    enabled: bool = False
+    on: tuple[str, ...] = ("drift", "performance")  # alert kinds that start a retrain
+    tracking_uri: str | None = None  # MLflow tracking server; None: MLflow's default
+    registered_model: str | None = None  # None: the model's name
+    training_entry_point: str | None = None  # "package.module:function"; None: refit
+    horizon_s: float = 7 * 86400.0  # recent labelled events used for training/evaluation
+    holdout_fraction: float = 0.3  # of recent labelled events, kept to compare the two
+    metric: str = "accuracy"  # accuracy, f1_macro, roc_auc (higher better); mae, rmse (lower)
+    margin: float = 0.0  # the challenger must beat the champion by more than this
+    cooldown_s: float = 6 * 3600.0
+    max_per_day: int = 3
+    schedule: str | None = None  # optional cron expression (APScheduler CronTrigger)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
@@ -145,6 +215,8 @@ class ModelConfig:
     window: WindowSpec
     features: tuple[FeatureSpec, ...] | None = None  # None: inferred from the reference
     drift: DriftSettings = field(default_factory=DriftSettings)
+    alerts: AlertPolicy = field(default_factory=AlertPolicy)
+    retrain: RetrainSettings = field(default_factory=RetrainSettings)
 
 
 @dataclass(frozen=True)
@@ -153,6 +225,7 @@ class Config:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     join: JoinSettings = field(default_factory=JoinSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     path: Path | None = None  # the file it was loaded from
 
     def model(self, name: str) -> ModelConfig | None:
