@@ -233,6 +233,53 @@ class _ModelPipeline:
         else:
             self.core.counts[f"unmatched_{kind}"] += 1
 
+    # -- checkpoint -----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything a restart needs to continue exactly where this left off."""
+        def where(message: Message) -> list[Any]:
+            return [message.topic, message.partition, message.offset]
+
+        return {
+            "clock_ms": self.clock_ms,
+            "expired_at": self._expired_at,
+            "assigner": self.assigner.to_dict(),
+            "windows": [w.to_dict() for w in [*self.open.values(), *self.closed]],
+            "predictions": [
+                [key, ts, None if r.window is None else r.window.key, r.prediction,
+                 r.probabilities, r.has_features, r.labelled]
+                for key, ts, r in self.join.predictions.entries()
+            ],
+            "pending": {
+                stream: [[key, ts, value, where(message)]
+                         for key, ts, (value, message) in buffer.entries()]
+                for stream, buffer in self.join.pending.items()
+            },
+        }
+
+    def load_dict(self, data: dict[str, Any]) -> None:
+        self.clock_ms = data["clock_ms"]
+        self._expired_at = data["expired_at"]
+        self.assigner.load_dict(data["assigner"])
+        windows = {}
+        for saved in data["windows"]:
+            window = Window.from_dict(saved, self.profile, self.model)
+            windows[window.key] = window
+        self.open = {k: w for k, w in windows.items() if not w.closed}
+        self.closed = [w for w in windows.values() if w.closed]
+        self.join.predictions.load(
+            (key, ts, _Remembered(None if wkey is None else windows[wkey], prediction,
+                                  probabilities, has_features, labelled))
+            for key, ts, wkey, prediction, probabilities, has_features, labelled
+            in data["predictions"]
+        )
+        for stream, entries in data["pending"].items():
+            self.join.pending[stream].load(
+                (key, ts, (value, Message(stream, None, *where)))
+                for key, ts, value, where in entries
+            )
+        self._next_deadline = _RECHECK
+
     def low_offsets(self) -> dict[tuple[str, int], int]:
         """Per (topic, partition), the lowest offset whose effect is not yet in an output."""
         low: dict[tuple[str, int], int] = {}
@@ -311,6 +358,23 @@ class Pipeline:
                 if offset < low.get(tp, offset + 1):
                     low[tp] = offset
         return low
+
+    def checkpoint(self) -> dict[str, dict[str, Any]]:
+        """Per model, the state to save with the offsets (the counters ride on each)."""
+        shared = {"counts": dict(self.counts), "dlq": dict(self.dlq), "as_of_ms": self.as_of_ms}
+        return {name: {"pipeline": shared, "model": model.to_dict()}
+                for name, model in self.models.items()}
+
+    def restore(self, states: Mapping[str, dict[str, Any]]) -> None:
+        """Continue from a ``checkpoint()``; models without a saved state start empty."""
+        for name, state in states.items():
+            if name not in self.models:
+                continue  # a model removed from the config since
+            self.models[name].load_dict(state["model"])
+            shared = state["pipeline"]
+            self.counts = Counter(shared["counts"])
+            self.dlq = Counter(shared["dlq"])
+            self.as_of_ms = shared["as_of_ms"]
 
     def summary(self) -> dict[str, Any]:
         c = self.counts

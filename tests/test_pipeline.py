@@ -231,3 +231,27 @@ class TestReplayCommand:
                      "--cache-dir", str(workdir / "cache"), str(bad)])
         assert code == 2
         assert f"{bad}:2" in capsys.readouterr().err
+
+
+class TestCheckpoint:
+    @pytest.mark.parametrize("cut", [1, 333, 1250, 2999])
+    def test_a_pipeline_restored_from_a_checkpoint_ends_as_if_never_stopped(self, workdir, cut):
+        config = make_config(workdir, {"size": 200, "grace": "2s"})
+        pairs = list(events(1000, n_numeric=4, seed=5, features_inline=False,
+                            label_every=2, label_delay=150))
+        whole = Run(config, workdir).feed(pairs).lines
+
+        first = Run(config, workdir)
+        messages = [Message(s, orjson.dumps(v), s, 0, i) for i, (s, v) in enumerate(pairs)]
+        first.pipeline.process(messages[:cut])
+        saved = orjson.loads(orjson.dumps(first.pipeline.checkpoint()))  # as the store keeps it
+        second = Run(config, workdir)
+        second.pipeline.restore(saved)
+        second.pipeline.process(messages[cut:])
+        second.pipeline.flush()
+
+        def comparable(lines: list[dict[str, Any]]) -> list[str]:
+            return [orjson.dumps(line, option=orjson.OPT_SORT_KEYS).decode() for line in lines]
+
+        assert comparable(first.lines + second.lines) == comparable(whole)
+        assert second.pipeline.summary() == Run(config, workdir).feed(pairs).pipeline.summary()

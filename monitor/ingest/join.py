@@ -23,7 +23,7 @@ reported to the callback with its reason, so nothing leaves unaccounted for.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 __all__ = ["BoundedMap", "JoinBuffer"]
@@ -89,6 +89,14 @@ class BoundedMap(Generic[V]):
 
     def values(self) -> list[V]:
         return [value for _, value in self._items.values()]
+
+    def entries(self) -> list[tuple[str, int, V]]:
+        """``(key, ts_ms, value)`` oldest first: what a checkpoint saves."""
+        return [(key, ts_ms, value) for key, (ts_ms, value) in self._items.items()]
+
+    def load(self, entries: Iterable[tuple[str, int, V]]) -> None:
+        """Replace the content with saved ``entries`` (no evictions are reported)."""
+        self._items = OrderedDict((key, (int(ts_ms), value)) for key, ts_ms, value in entries)
 
 
 class JoinBuffer:

@@ -36,6 +36,12 @@ class WindowAssigner:
         self._count_key = 0
         self._count_n = 0
 
+    def to_dict(self) -> list[int]:
+        return [self._count_key, self._count_n]
+
+    def load_dict(self, data: list[int]) -> None:
+        self._count_key, self._count_n = data
+
     @property
     def by_count(self) -> bool:
         return self.size is not None

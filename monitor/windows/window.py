@@ -136,6 +136,40 @@ class Window:
             self.state.add_labels(list(predictions), list(labels), list(probabilities))
             self._labels = []
 
+    def to_dict(self) -> dict[str, Any]:
+        """The window as plain data, its buffers as they are: flushing here would move
+        block boundaries and change float sums in their last bits."""
+        return {
+            "key": self.key, "start_ms": self.start_ms, "end_ms": self.end_ms,
+            "newest_ms": self.newest_ms, "model_version": self.model_version,
+            "n_predictions": self.n_predictions, "refs": self.refs, "closed": self.closed,
+            "dirty": self.dirty, "revision": self.revision,
+            "first_offsets": [[t, p, o] for (t, p), o in self.first_offsets.items()],
+            "state": self.state.to_dict(),
+            "buffers": [self._rows, self._row_keys, self._predictions, self._probabilities,
+                        [list(t) for t in self._labels]],
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], profile: ReferenceProfile, model: ModelConfig
+    ) -> Window:
+        window = cls(data["key"], start_ms=data["start_ms"], end_ms=data["end_ms"],
+                     profile=profile, model=model, model_version=data["model_version"])
+        window.newest_ms = data["newest_ms"]
+        window.n_predictions = data["n_predictions"]
+        window.refs = data["refs"]
+        window.closed = data["closed"]
+        window.dirty = data["dirty"]
+        window.revision = data["revision"]
+        window.first_offsets = {(t, p): o for t, p, o in data["first_offsets"]}
+        window.state = WindowState.from_dict(data["state"], profile)
+        rows, keys, predictions, probabilities, labels = data["buffers"]
+        window._rows, window._row_keys = list(rows), list(keys)
+        window._predictions, window._probabilities = list(predictions), list(probabilities)
+        window._labels = [tuple(t) for t in labels]
+        return window
+
     def line(self, as_of_ms: int) -> dict[str, Any]:
         """Score the window and return its result line (contract section 3)."""
         self.flush()
@@ -146,6 +180,7 @@ class Window:
         return {
             "model": self.model.name,
             "model_version": self.model_version,
+            "window_key": self.key,
             "window_start": format_rfc3339_ms(self.start_ms),
             "window_end": format_rfc3339_ms(self.end_ms),
             "n_predictions": self.n_predictions,
