@@ -27,11 +27,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.config import DriftSettings  # noqa: E402
-from monitor.engine.batch import Batch  # noqa: E402
-from monitor.engine.profile import ReferenceProfile  # noqa: E402
-from monitor.engine.scoring import score_window  # noqa: E402
-from monitor.engine.window_state import WindowState  # noqa: E402
+from monitor.config import DriftSettings
+from monitor.engine.batch import Batch
+from monitor.engine.profile import ReferenceProfile
+from monitor.engine.scoring import score_window
+from monitor.engine.window_state import WindowState
 
 
 def _profile(n_features: int, rng: np.random.Generator) -> tuple[ReferenceProfile, pd.DataFrame]:

@@ -12,7 +12,7 @@ import math
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +26,10 @@ from monitor.schemas import load_schema
 from monitor.timeparse import parse_duration
 
 __all__ = [
+    "AlertDelivery",
+    "AlertPolicy",
+    "AlertRule",
+    "AlertSettings",
     "Config",
     "DriftSettings",
     "FeatureSpec",
@@ -33,8 +37,10 @@ __all__ = [
     "KafkaSettings",
     "ModelConfig",
     "ReferenceSource",
+    "RetrainSettings",
     "StoreSettings",
     "Topics",
+    "WebhookRoute",
     "WindowSpec",
     "config_from_dict",
     "load_config",
@@ -555,6 +561,7 @@ def _build(data: dict[str, Any], ctx: _Context) -> Config:
         kafka=_kafka(data.get("kafka", {}), ctx),
         store=_store(data.get("store", {}), ctx),
         join=_join(data.get("join", {}), ctx),
+        alerts=_alert_settings(data.get("alerts", {}), {m.name for m in models}, ctx),
     )
 
 
@@ -661,6 +668,8 @@ def _model(raw: dict[str, Any], path: KeyPath, ctx: _Context) -> ModelConfig:
         if "features" in raw
         else None,
         drift=_drift(raw.get("drift", {})),
+        alerts=_alert_policy(raw.get("alerts", {}), (*path, "alerts"), ctx),
+        retrain=_retrain(raw.get("retrain", {}), task, (*path, "retrain"), ctx),
     )
 
 
@@ -704,3 +713,119 @@ def _drift(raw: dict[str, Any]) -> DriftSettings:
         thresholds={k: float(v) for k, v in raw.get("thresholds", {}).items()},
         min_effect={k: float(v) for k, v in raw.get("min_effect", {}).items()},
     )
+
+
+# --- alerts and the retrain job -------------------------------------------------------
+
+_RULE_DEFAULTS = {field.name: getattr(AlertPolicy(), field.name) for field in fields(AlertPolicy)}
+_REGRESSION_METRICS = ("mae", "rmse")
+
+
+def _alert_settings(raw: dict[str, Any], models: set[str], ctx: _Context) -> AlertSettings:
+    path: KeyPath = ("alerts",)
+    routes = []
+    first: dict[str, int] = {}
+    for index, item in enumerate(raw.get("routes", [])):
+        route = _route(item, (*path, "routes", index), models, ctx)
+        if route.name in first:
+            raise ctx.error(
+                (*path, "routes", index, "name"),
+                f"duplicate route name {_show(route.name)}; "
+                f"routes[{first[route.name]}] already uses it (names must be unique)",
+            )
+        first[route.name] = index
+        routes.append(route)
+    return AlertSettings(
+        routes=tuple(routes),
+        delivery=_delivery(raw.get("delivery", {}), (*path, "delivery"), ctx),
+    )
+
+
+def _route(raw: dict[str, Any], path: KeyPath, models: set[str], ctx: _Context) -> WebhookRoute:
+    for index, name in enumerate(raw.get("models", [])):
+        if name not in models:
+            raise ctx.error(
+                (*path, "models", index),
+                f"no model named {_show(name)}; configured models: {', '.join(sorted(models))}",
+            )
+    secret = None
+    if "secret_env" in raw:
+        secret = ctx.secret(raw["secret_env"], (*path, "secret_env"))
+    return WebhookRoute(
+        **_pick(raw, "name", "url", "format", "min_severity"),
+        secret=secret,
+        models=tuple(dict.fromkeys(raw.get("models", []))),
+        kinds=tuple(dict.fromkeys(raw.get("kinds", []))),
+    )
+
+
+def _delivery(raw: dict[str, Any], path: KeyPath, ctx: _Context) -> AlertDelivery:
+    default = AlertDelivery()
+    delivery = AlertDelivery(
+        timeout_s=ctx.duration(raw, "timeout", path, default.timeout_s),
+        initial_backoff_s=ctx.duration(raw, "initial_backoff", path, default.initial_backoff_s),
+        max_backoff_s=ctx.duration(raw, "max_backoff", path, default.max_backoff_s),
+        give_up_after_s=ctx.duration(raw, "give_up_after", path, default.give_up_after_s),
+    )
+    if delivery.timeout_s <= 0:
+        raise ctx.error((*path, "timeout"), "a request needs a timeout > 0, like 5s")
+    if delivery.max_backoff_s < delivery.initial_backoff_s:
+        raise ctx.error(
+            (*path, "max_backoff"),
+            f"must be at least initial_backoff ({delivery.initial_backoff_s:g}s), "
+            f"got {delivery.max_backoff_s:g}s",
+        )
+    return delivery
+
+
+def _alert_policy(raw: dict[str, Any], path: KeyPath, ctx: _Context) -> AlertPolicy:
+    rules: dict[str, AlertRule] = {}
+    for kind, default in _RULE_DEFAULTS.items():
+        given = raw.get(kind, {})
+        rules[kind] = replace(
+            default,
+            **_pick(given, "enabled", "severity", "pending", "keep_firing"),
+            cooldown_s=ctx.duration(given, "cooldown", (*path, kind), default.cooldown_s),
+            **({"below": float(given["below"])} if "below" in given else {}),
+        )
+    return AlertPolicy(**rules)
+
+
+def _retrain(raw: dict[str, Any], task: str, path: KeyPath, ctx: _Context) -> RetrainSettings:
+    default = RetrainSettings()
+    metric = raw.get("metric", "mae" if task == "regression" else default.metric)
+    if (metric in _REGRESSION_METRICS) != (task == "regression"):
+        allowed = "mae, rmse" if task == "regression" else "accuracy, f1_macro, roc_auc"
+        raise ctx.error((*path, "metric"), f"{metric} does not fit task {task}; use {allowed}")
+    if "schedule" in raw:
+        _check_cron(raw["schedule"], (*path, "schedule"), ctx)
+    return RetrainSettings(
+        **_pick(
+            raw,
+            "enabled",
+            "tracking_uri",
+            "registered_model",
+            "training_entry_point",
+            "holdout_fraction",
+            "max_per_day",
+            "schedule",
+        ),
+        on=tuple(dict.fromkeys(raw.get("on", default.on))),
+        horizon_s=ctx.duration(raw, "horizon", path, default.horizon_s),
+        metric=metric,
+        margin=float(raw.get("margin", default.margin)),
+        cooldown_s=ctx.duration(raw, "cooldown", path, default.cooldown_s),
+    )
+
+
+def _check_cron(expression: str, path: KeyPath, ctx: _Context) -> None:
+    from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415 - only when a schedule is set
+
+    try:
+        CronTrigger.from_crontab(expression, timezone="UTC")
+    except ValueError as err:
+        raise ctx.error(
+            path,
+            f"{_show(expression)} is not a cron expression ({err}); give five fields "
+            "(minute hour day month weekday), like \"0 3 * * *\"",
+        ) from None

@@ -1,14 +1,15 @@
-"""``driftline run``: the Kafka source and sinks around the shared pipeline.
+"""``driftline run``: the Kafka source and the store around the shared pipeline.
 
-One consumer group over the three topics, batched polling, and offsets committed only
-after the effect of every message below them is out of the process: dead letters are
-acknowledged by the broker, windows containing the messages are closed and written.
-Offsets are held back to the lowest message still in an open window or waiting in the
-join, so a crash (even SIGKILL) replays those messages after restart and skips none.
+Exactly-once effect: each commit writes, in ONE store transaction, the next offset of every
+partition, the pipeline's state (join buffers, open windows, counters) and the window lines
+closed since the last commit. On start the pipeline is restored from that state and every
+partition is positioned at its stored offset, so a crash, even a SIGKILL, neither loses nor
+double-counts an event: the messages after the last commit are read again and, processed
+in the same order from the same state, produce the same windows. Dead letters are produced
+before the commit and may be produced again after a crash (at least once).
 
-Delivery today is at least once: after a SIGKILL, messages after the committed offset
-that had already been written as part of a closed window are counted again. Exactly-once
-comes with the store (window state and offsets in one transaction).
+One daemon per consumer group for now: the pipeline's state is saved per model, not per
+partition, so a second process in the group would not see the first one's state.
 """
 
 from __future__ import annotations
@@ -23,46 +24,35 @@ from typing import Any
 
 import orjson
 import structlog
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError as KafkaLibError
+from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from monitor.config import Config
 from monitor.errors import KafkaError
 from monitor.ingest.ordering import TimestampMerge
+from monitor.kafka_io import SeekToStored, dlq_headers, make_consumer, make_producer
 from monitor.pipeline import Message, Pipeline
 from monitor.replay import load_profiles
+from monitor.store import Checkpoint, WindowLine, open_store
 
-__all__ = ["DaemonStats", "dlq_headers", "run_daemon"]
+__all__ = ["CHECKPOINT_PARTITION", "CHECKPOINT_TOPIC", "DaemonStats", "run_daemon"]
 
 log = structlog.get_logger("driftline.daemon")
 
-PRODUCER_MAX_REQUEST = 16 * 1024 * 1024  # DLQ copies of oversized messages must fit
-COMMIT_INTERVAL_S = 1.0  # a commit scans the join's pending entries: not per poll
+COMMIT_INTERVAL_S = 1.0  # how often state and offsets are saved while messages flow
 ORDER_WAIT_S = 2.0  # how long records wait for a lagging partition before going on
-
-
-def dlq_headers(message: Message, reason: str, detail: str) -> list[tuple[str, bytes]]:
-    """Headers of a dead letter: why, and where the original came from."""
-    return [
-        *message.headers,
-        ("driftline.error", reason.encode()),
-        ("driftline.error.detail", detail.encode()[:4096]),
-        ("driftline.source.topic", message.topic.encode()),
-        ("driftline.source.partition", str(message.partition).encode()),
-        ("driftline.source.offset", str(message.offset).encode()),
-    ]
+CHECKPOINT_TOPIC, CHECKPOINT_PARTITION = "*", -1  # the state is per model, not per partition
 
 
 class DaemonStats:
-    """What the daemon did, for logs and tests (Prometheus metrics come later)."""
+    """What the daemon did, for logs, tests and benchmarks."""
 
     def __init__(self) -> None:
         self.consumed = 0
         self.dead_letters = 0
         self.windows = 0
         self.commits = 0
-        self.first_message_at = 0.0  # time.monotonic() of the first and last poll with data
+        self.first_message_at = 0.0  # time.monotonic() of the first and last processed data
         self.last_message_at = 0.0
 
 
@@ -84,37 +74,6 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _clients(config: Config) -> tuple[KafkaConsumer, KafkaProducer]:
-    kafka = config.kafka
-    common: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap_servers.split(","),
-        "client_id": kafka.client_id,
-        **kafka.security,
-    }
-    topics = kafka.topics
-    try:
-        consumer = KafkaConsumer(
-            topics.predictions, topics.features, topics.labels,
-            group_id=kafka.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=kafka.poll_max_records,
-            **common,
-        )
-        producer = KafkaProducer(
-            acks="all",
-            linger_ms=5,
-            max_request_size=max(PRODUCER_MAX_REQUEST, 2 * kafka.max_message_bytes),
-            **common,
-        )
-    except KafkaLibError as err:
-        raise KafkaError(
-            f"cannot connect to Kafka at {kafka.bootstrap_servers}: {err}; check "
-            "kafka.bootstrap_servers and kafka.security in the config"
-        ) from err
-    return consumer, producer
-
-
 def run_daemon(
     config: Config,
     *,
@@ -126,23 +85,20 @@ def run_daemon(
     """Consume until stopped (signal, ``stop`` event, or ``max_idle_s`` without messages).
 
     When stopped for idleness, open windows are closed and written first (backfills,
-    demos, tests); on a signal they stay open, their offsets uncommitted, and the next
-    start rebuilds them.
+    demos, tests); on a signal they stay open in the saved state and continue on restart.
     """
     stop = stop or threading.Event()
     stats = DaemonStats()
+    kafka = config.kafka
+    group = kafka.group_id
     profiles = load_profiles(config, cache_dir)
-    consumer, producer = _clients(config)
+    store = open_store(config.store)
+    for model in config.models:
+        store.register_model(model.name, model.task)
+    consumer, producer = make_consumer(kafka), make_producer(kafka)
     sink = output.open("ab") if output is not None else None
     failures: list[BaseException] = []
-
-    def on_window(line: dict[str, Any]) -> None:
-        stats.windows += 1
-        log.info("window", model=line["model"], window_start=line["window_start"],
-                 revision=line["revision"], n=line["n_predictions"],
-                 drift=line.get("drift_detected"), health=line.get("health_score"))
-        if sink is not None:
-            sink.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+    closed_lines: list[dict[str, Any]] = []
 
     def on_dead_letter(message: Message, reason: str, detail: str) -> None:
         stats.dead_letters += 1
@@ -150,40 +106,54 @@ def run_daemon(
                                headers=dlq_headers(message, reason, detail))
         future.add_errback(failures.append)
 
-    pipeline = Pipeline(config, profiles, on_window, on_dead_letter)
-    streams = {t: config.kafka.topics.stream_of(t) for t in
-               (config.kafka.topics.predictions, config.kafka.topics.features,
-                config.kafka.topics.labels)}
+    pipeline = Pipeline(config, profiles, closed_lines.append, on_dead_letter)
+    pipeline.restore({c.model: c.state for c in store.load_checkpoints(group)
+                      if (c.topic, c.partition) == (CHECKPOINT_TOPIC, CHECKPOINT_PARTITION)})
+    topics = kafka.topics
+    streams = {t: topics.stream_of(t) or "" for t in
+               (topics.predictions, topics.features, topics.labels)}
     next_offsets: dict[tuple[str, int], int] = {}
 
     def commit() -> None:
+        """Save offsets, state and closed windows in one transaction, then tell Kafka."""
+        pipeline.emit_revisions()
         producer.flush()
         if failures:
             raise KafkaError(f"a dead letter could not be written: {failures[0]}; "
-                             "offsets were not committed, nothing is lost")
+                             "nothing was committed, nothing is lost")
+        lines = list(closed_lines)
+        store.commit_batch(
+            group,
+            offsets=next_offsets,
+            checkpoints=[Checkpoint(CHECKPOINT_TOPIC, CHECKPOINT_PARTITION, name, state)
+                         for name, state in pipeline.checkpoint().items()],
+            windows=[WindowLine(line["window_key"], line) for line in lines],
+        )
+        closed_lines.clear()
+        stats.commits += 1
+        stats.windows += len(lines)
+        for line in lines:
+            log.info("window", model=line["model"], window_start=line["window_start"],
+                     revision=line["revision"], n=line["n_predictions"],
+                     drift=line["drift_detected"], health=line["health_score"])
+            if sink is not None:
+                sink.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
         if sink is not None:
             sink.flush()
-        low = pipeline.low_offsets()
-        offsets = {
-            TopicPartition(topic, partition): OffsetAndMetadata(
-                min(low.get((topic, partition), end), end), "", -1)
-            for (topic, partition), end in next_offsets.items()
-        }
-        if offsets:
-            consumer.commit(offsets=offsets)
-            stats.commits += 1
+        if next_offsets:  # for lag tooling only; the store's offsets are the truth
+            consumer.commit(offsets={TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                                     for (t, p), o in next_offsets.items()})
 
     merge: TimestampMerge[TopicPartition] = TimestampMerge()
 
     def feed(records: list[Any]) -> None:
         if not records:
             return
-        messages = [
-            Message(streams[r.topic] or "", r.value, r.topic, r.partition, r.offset, r.key,
+        pipeline.process([
+            Message(streams[r.topic], r.value, r.topic, r.partition, r.offset, r.key,
                     tuple(r.headers or ()))
             for r in records
-        ]
-        pipeline.process(messages)
+        ])
         for r in records:
             next_offsets[(r.topic, r.partition)] = r.offset + 1
         stats.consumed += len(records)
@@ -198,15 +168,21 @@ def run_daemon(
                 out.add(tp)
         return out
 
-    log.info("started", bootstrap=config.kafka.bootstrap_servers, group=config.kafka.group_id,
+    def on_revoked() -> None:
+        feed(list(merge.drain_all()))
+        commit()
+
+    consumer.subscribe(topics=list(streams), listener=SeekToStored(
+        consumer, lambda: store.load_offsets(group), on_revoked))
+    log.info("started", bootstrap=kafka.bootstrap_servers, group=group,
              models=[m.name for m in config.models])
     idle_since = committed_at = time.monotonic()
     uncommitted = False
     try:
         with _stop_on_signals(stop):
             while not stop.is_set():
-                batch = consumer.poll(timeout_ms=config.kafka.poll_timeout_ms,
-                                      max_records=config.kafka.poll_max_records)
+                batch = consumer.poll(timeout_ms=kafka.poll_timeout_ms,
+                                      max_records=kafka.poll_max_records)
                 now = time.monotonic()
                 for tp, records in batch.items():
                     merge.add(tp, [(r.offset, r.timestamp, r) for r in records])
@@ -219,15 +195,13 @@ def run_daemon(
                 elif len(merge) and now - idle_since >= ORDER_WAIT_S:
                     feed(list(merge.drain_all()))  # a lagging partition sent nothing: go on
                 if uncommitted and (not batch or now - committed_at >= COMMIT_INTERVAL_S):
-                    pipeline.emit_revisions()  # a quiet moment, or the interval is up
-                    commit()
+                    commit()  # a quiet moment, or the interval is up
                     uncommitted, committed_at = False, now
                 if not batch and max_idle_s is not None and now - idle_since >= max_idle_s:
                     log.info("idle_stop", idle_s=max_idle_s)
                     feed(list(merge.drain_all()))
                     pipeline.flush()
                     break
-            pipeline.emit_revisions()
             commit()
     finally:
         summary = pipeline.summary()
@@ -235,7 +209,7 @@ def run_daemon(
         if sink is not None:
             sink.write(orjson.dumps({"summary": summary}, option=orjson.OPT_APPEND_NEWLINE))
             sink.close()
-        timeout = config.kafka.shutdown_timeout_s
-        producer.close(timeout=timeout)
+        producer.close(timeout=kafka.shutdown_timeout_s)
         consumer.close(autocommit=False)
+        store.close()
     return stats

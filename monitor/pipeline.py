@@ -100,7 +100,7 @@ class _ModelPipeline:
         pending = self.join.take("features", event.event_id)
         if pending is not None:
             if features is None:
-                features = pending[0]
+                features = pending
             else:
                 self.core.counts["duplicate_features"] += 1
         remembered = _Remembered(window, body["prediction"], body.get("probabilities"),
@@ -108,18 +108,15 @@ class _ModelPipeline:
         if window is None:
             self.core.counts["late_predictions"] += 1
         else:
-            if pending is not None:
-                window.note_offset(pending[1])
             window.add_prediction(event.event_id, event.ts_ms,
                                   prediction=remembered.prediction,
-                                  probabilities=remembered.probabilities,
-                                  features=features, message=message)
+                                  probabilities=remembered.probabilities, features=features)
             if self.assigner.by_count and self.assigner.is_full(window.key):
                 self._next_deadline = _RECHECK
         joined.put(event.event_id, event.ts_ms, remembered)
         label = self.join.take("labels", event.event_id)
         if label is not None:
-            self._apply_label(remembered, *label)
+            self._apply_label(remembered, label)
         self._close_due()
 
     def on_features(self, event: Event, message: Message) -> None:
@@ -127,7 +124,7 @@ class _ModelPipeline:
         features = event.body["features"]
         remembered = self.join.predictions.get(event.event_id)
         if remembered is None:
-            self.join.hold("features", event.event_id, event.ts_ms, (features, message))
+            self.join.hold("features", event.event_id, event.ts_ms, features)
         elif remembered.has_features:
             self.core.counts["duplicate_features"] += 1
         else:
@@ -136,18 +133,18 @@ class _ModelPipeline:
             if window is None or window.closed:
                 self.core.counts["late_features"] += 1
             else:
-                window.add_features(event.event_id, features, message)
+                window.add_features(event.event_id, features)
         self._close_due()
 
     def on_label(self, event: Event, message: Message) -> None:
         label = event.body["label"]
         remembered = self.join.predictions.get(event.event_id)
         if remembered is None:
-            self.join.hold("labels", event.event_id, event.ts_ms, (label, message))
+            self.join.hold("labels", event.event_id, event.ts_ms, label)
         else:
-            self._apply_label(remembered, label, message)
+            self._apply_label(remembered, label)
 
-    def _apply_label(self, remembered: _Remembered, label: Any, message: Message) -> None:
+    def _apply_label(self, remembered: _Remembered, label: Any) -> None:
         if remembered.labelled:
             self.core.counts["duplicate_labels"] += 1
             return
@@ -157,8 +154,6 @@ class _ModelPipeline:
             self.core.counts["labels_of_late_predictions"] += 1
             return
         window.add_label(remembered.prediction, remembered.probabilities, label)
-        if not window.closed:  # a closed window's revision is written before any commit
-            window.note_offset(message)
 
     # -- windows --------------------------------------------------------------------------
 
@@ -237,9 +232,6 @@ class _ModelPipeline:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything a restart needs to continue exactly where this left off."""
-        def where(message: Message) -> list[Any]:
-            return [message.topic, message.partition, message.offset]
-
         return {
             "clock_ms": self.clock_ms,
             "expired_at": self._expired_at,
@@ -250,11 +242,8 @@ class _ModelPipeline:
                  r.probabilities, r.has_features, r.labelled]
                 for key, ts, r in self.join.predictions.entries()
             ],
-            "pending": {
-                stream: [[key, ts, value, where(message)]
-                         for key, ts, (value, message) in buffer.entries()]
-                for stream, buffer in self.join.pending.items()
-            },
+            "pending": {stream: [list(entry) for entry in buffer.entries()]
+                        for stream, buffer in self.join.pending.items()},
         }
 
     def load_dict(self, data: dict[str, Any]) -> None:
@@ -274,25 +263,8 @@ class _ModelPipeline:
             in data["predictions"]
         )
         for stream, entries in data["pending"].items():
-            self.join.pending[stream].load(
-                (key, ts, (value, Message(stream, None, *where)))
-                for key, ts, value, where in entries
-            )
+            self.join.pending[stream].load(entries)
         self._next_deadline = _RECHECK
-
-    def low_offsets(self) -> dict[tuple[str, int], int]:
-        """Per (topic, partition), the lowest offset whose effect is not yet in an output."""
-        low: dict[tuple[str, int], int] = {}
-        for window in self.open.values():
-            for tp, offset in window.first_offsets.items():
-                if offset < low.get(tp, offset + 1):
-                    low[tp] = offset
-        for buffer in self.join.pending.values():
-            for _, message in buffer.values():
-                tp = (message.topic, message.partition)
-                if message.offset < low.get(tp, message.offset + 1):
-                    low[tp] = message.offset
-        return low
 
 
 class Pipeline:
@@ -350,14 +322,6 @@ class Pipeline:
             model.close_all()
             model.drain_pending()
         self.emit_revisions()
-
-    def low_offsets(self) -> dict[tuple[str, int], int]:
-        low: dict[tuple[str, int], int] = {}
-        for model in self.models.values():
-            for tp, offset in model.low_offsets().items():
-                if offset < low.get(tp, offset + 1):
-                    low[tp] = offset
-        return low
 
     def checkpoint(self) -> dict[str, dict[str, Any]]:
         """Per model, the state to save with the offsets (the counters ride on each)."""

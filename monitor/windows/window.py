@@ -17,7 +17,6 @@ from monitor.timeparse import format_rfc3339_ms
 if TYPE_CHECKING:
     from monitor.config import ModelConfig
     from monitor.engine.profile import ReferenceProfile
-    from monitor.pipeline import Message
 
 __all__ = ["Window"]
 
@@ -34,7 +33,6 @@ class Window:
         "closed",
         "dirty",
         "end_ms",
-        "first_offsets",
         "key",
         "model",
         "model_version",
@@ -70,7 +68,6 @@ class Window:
         self.closed = False
         self.dirty = False  # closed, and labels changed it since its last line
         self.revision = -1
-        self.first_offsets: dict[tuple[str, int], int] = {}
         self._rows: list[Any] = []
         self._row_keys: list[str] = []  # event ids: reservoir priorities hash them
         self._predictions: list[Any] = []
@@ -85,7 +82,6 @@ class Window:
         prediction: Any,
         probabilities: Any,
         features: Any,
-        message: Message,
     ) -> None:
         self.n_predictions += 1
         self.refs += 1
@@ -97,7 +93,6 @@ class Window:
         if features is not None:
             self._rows.append(features)
             self._row_keys.append(event_id)
-        self.note_offset(message)
         if len(self._predictions) >= FLUSH_ROWS:
             self.flush()
 
@@ -105,10 +100,9 @@ class Window:
     def profile_by_count(self) -> bool:
         return self.model.window.size is not None
 
-    def add_features(self, event_id: str, features: Any, message: Message) -> None:
+    def add_features(self, event_id: str, features: Any) -> None:
         self._rows.append(features)
         self._row_keys.append(event_id)
-        self.note_offset(message)
         if len(self._rows) >= FLUSH_ROWS:
             self.flush()
 
@@ -118,11 +112,6 @@ class Window:
             self.dirty = True
         elif len(self._labels) >= FLUSH_ROWS:
             self.flush()
-
-    def note_offset(self, message: Message) -> None:
-        tp = (message.topic, message.partition)
-        if tp not in self.first_offsets:
-            self.first_offsets[tp] = message.offset
 
     def flush(self) -> None:
         """Hand the buffered rows, predictions and labels to the engine state."""
@@ -144,7 +133,6 @@ class Window:
             "newest_ms": self.newest_ms, "model_version": self.model_version,
             "n_predictions": self.n_predictions, "refs": self.refs, "closed": self.closed,
             "dirty": self.dirty, "revision": self.revision,
-            "first_offsets": [[t, p, o] for (t, p), o in self.first_offsets.items()],
             "state": self.state.to_dict(),
             "buffers": [self._rows, self._row_keys, self._predictions, self._probabilities,
                         [list(t) for t in self._labels]],
@@ -162,7 +150,6 @@ class Window:
         window.closed = data["closed"]
         window.dirty = data["dirty"]
         window.revision = data["revision"]
-        window.first_offsets = {(t, p): o for t, p, o in data["first_offsets"]}
         window.state = WindowState.from_dict(data["state"], profile)
         rows, keys, predictions, probabilities, labels = data["buffers"]
         window._rows, window._row_keys = list(rows), list(keys)
