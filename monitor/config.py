@@ -827,5 +827,5 @@ def _check_cron(expression: str, path: KeyPath, ctx: _Context) -> None:
         raise ctx.error(
             path,
             f"{_show(expression)} is not a cron expression ({err}); give five fields "
-            "(minute hour day month weekday), like \"0 3 * * *\"",
+            "(minute hour day month weekday), like `0 3 * * *`",
         ) from None

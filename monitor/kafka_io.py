@@ -18,6 +18,7 @@ __all__ = ["SeekToStored", "dlq_headers", "make_consumer", "make_producer"]
 log = structlog.get_logger("driftline.kafka")
 
 PRODUCER_MAX_REQUEST = 16 * 1024 * 1024  # DLQ copies of oversized messages must fit
+FETCH_MAX_BYTES = 50 * 1024 * 1024
 
 
 def dlq_headers(message: Message, reason: str, detail: str) -> list[tuple[str, bytes]]:
@@ -52,6 +53,10 @@ def make_consumer(kafka: KafkaSettings) -> KafkaConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=kafka.poll_max_records,
+            # kafka-python accepts 1 MB response frames by default but fetches up to 50 MiB:
+            # a fetch holding an oversized message would fail forever without this
+            receive_message_max_bytes=FETCH_MAX_BYTES + 4 * 1024 * 1024,
+            fetch_max_bytes=FETCH_MAX_BYTES,
             **_common(kafka),
         )
     except KafkaLibError as err:

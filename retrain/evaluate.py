@@ -32,11 +32,11 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
 }
 
 
-def evaluate(estimator: Any, X: pd.DataFrame, y: pd.Series, task: Task) -> dict[str, float]:
-    """Every metric of ``task`` for ``estimator`` on ``(X, y)``; NaN where undefined."""
-    if len(X) == 0:
+def evaluate(estimator: Any, x: pd.DataFrame, y: pd.Series, task: Task) -> dict[str, float]:
+    """Every metric of ``task`` for ``estimator`` on inputs ``x``, truth ``y``; NaN if undefined."""
+    if len(x) == 0:
         return dict.fromkeys(TASK_METRICS[task], math.nan)
-    predicted = estimator.predict(X)
+    predicted = estimator.predict(x)
     if task == "regression":
         truth = y.to_numpy(dtype=np.float64)
         return {
@@ -46,14 +46,14 @@ def evaluate(estimator: Any, X: pd.DataFrame, y: pd.Series, task: Task) -> dict[
     return {
         "accuracy": float(accuracy_score(y, predicted)),
         "f1_macro": float(f1_score(y, predicted, average="macro", zero_division=0)),
-        "roc_auc": _roc_auc(estimator, X, y),
+        "roc_auc": _roc_auc(estimator, x, y),
     }
 
 
-def _roc_auc(estimator: Any, X: pd.DataFrame, y: pd.Series) -> float:
+def _roc_auc(estimator: Any, x: pd.DataFrame, y: pd.Series) -> float:
     if not hasattr(estimator, "predict_proba") or y.nunique() < 2:
         return math.nan
-    probabilities = np.asarray(estimator.predict_proba(X))
+    probabilities = np.asarray(estimator.predict_proba(x))
     classes = list(getattr(estimator, "classes_", []))
     try:
         with warnings.catch_warnings():

@@ -83,11 +83,15 @@ def compare(
     if HIGHER_IS_BETTER[metric]:
         passed = challenger_score > champion_score + margin
         relation = "exceeds" if passed else "does not exceed"
-        reason = f"challenger {metric} {shown[0]} {relation} champion {shown[1]} + margin {shown[2]}"
+        reason = (
+            f"challenger {metric} {shown[0]} {relation} champion {shown[1]} + margin {shown[2]}"
+        )
     else:
         passed = challenger_score < champion_score - margin
         relation = "is below" if passed else "is not below"
-        reason = f"challenger {metric} {shown[0]} {relation} champion {shown[1]} - margin {shown[2]}"
+        reason = (
+            f"challenger {metric} {shown[0]} {relation} champion {shown[1]} - margin {shown[2]}"
+        )
     return result(passed, reason)
 
 

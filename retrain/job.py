@@ -45,7 +45,13 @@ from retrain.dataset import TrainingSet, build_training_set
 from retrain.errors import RetrainError
 from retrain.evaluate import TASK_METRICS, evaluate
 from retrain.gate import GateResult, compare
-from retrain.outcome import RetrainOutcome, RetrainRequest, outcome_alerts, started_alert
+from retrain.outcome import (
+    RetrainOutcome,
+    RetrainRequest,
+    Status,
+    outcome_alerts,
+    started_alert,
+)
 from retrain.registry import bootstrap_champion
 
 __all__ = [
@@ -97,15 +103,19 @@ def run_retrain(
         with registry.tracking(settings.tracking_uri):
             mlflow_client = client or MlflowClient()
             promoted = _run(
-                request, settings, recent, reference, model_config, mlflow_client, progress
+                request,
+                settings,
+                recent=recent,
+                reference=reference,
+                model=model_config,
+                client=mlflow_client,
+                progress=progress,
             )
     except Exception as err:  # every failure becomes a failed outcome (and an alert)
         reason = f"{progress.step} failed: {type(err).__name__}: {err}"
         reason = " ".join(reason.split())[:MAX_REASON_CHARS]
-        log.warning(
-            "retrain_failed", model=model_config.name, step=progress.step, error=reason
-        )
-        return _outcome("failed", model_config.name, registered, progress, False, reason)
+        log.warning("retrain_failed", model=model_config.name, step=progress.step, error=reason)
+        return _outcome("failed", model_config.name, registered, progress, reason=reason)
     log.info(
         "retrain_succeeded",
         model=model_config.name,
@@ -113,12 +123,15 @@ def run_retrain(
         promoted=promoted,
         gate=progress.gate.reason if progress.gate else None,
     )
-    return _outcome("succeeded", model_config.name, registered, progress, promoted, "")
+    return _outcome(
+        "succeeded", model_config.name, registered, progress, promoted=promoted, reason=""
+    )
 
 
 def _run(
     request: RetrainRequest,
     settings: RetrainSettings,
+    *,
     recent: pd.DataFrame | None,
     reference: pd.DataFrame,
     model: ModelConfig,
@@ -259,7 +272,11 @@ def _reference_files(
     frame[prediction] = challenger.predict(data.X_train)
     probability = None
     classes = list(getattr(challenger, "classes_", []))
-    if model.task == "classification" and len(classes) == 2 and hasattr(challenger, "predict_proba"):
+    if (
+        model.task == "classification"
+        and len(classes) == 2
+        and hasattr(challenger, "predict_proba")
+    ):
         probability = _free_name(model.reference.probability or "probability", taken)
         frame[probability] = challenger.predict_proba(data.X_train)[:, 1]
     profile = ReferenceProfile.build(
@@ -299,15 +316,16 @@ def _params(challenger: Any, settings: RetrainSettings, progress: _Progress) -> 
 
 
 def _outcome(
-    status: str,
+    status: Status,
     model: str,
     registered: str,
     progress: _Progress,
-    promoted: bool,
+    *,
+    promoted: bool = False,
     reason: str,
 ) -> RetrainOutcome:
     return RetrainOutcome(
-        status="succeeded" if status == "succeeded" else "failed",
+        status=status,
         model=model,
         registered_model=registered,
         run_id=progress.run_id,

@@ -14,12 +14,14 @@ made of are written to the model as trusted, since driftline trained it itself.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.artifacts
 import mlflow.sklearn
 import pandas as pd
 import skops.io
@@ -36,6 +38,7 @@ __all__ = [
     "REFERENCE_ARTIFACT",
     "LoggedRun",
     "bootstrap_champion",
+    "download_run_artifact",
     "experiment_id",
     "load_version",
     "log_model_run",
@@ -120,7 +123,7 @@ def log_model_run(
     rows = sample.head(SIGNATURE_ROWS)
     signature = infer_signature(rows, estimator.predict(rows))
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(estimator))
-    defined = {k: v for k, v in (metrics or {}).items() if v == v}  # NaN is not logged
+    defined = {k: v for k, v in (metrics or {}).items() if not math.isnan(v)}  # NaN: not logged
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=dict(tags or {})) as run:
         mlflow.log_params(dict(params or {}))
         mlflow.log_metrics(defined)
@@ -148,6 +151,43 @@ def run_url(tracking_uri: str, logged: LoggedRun) -> str | None:
     if not tracking_uri.startswith(("http://", "https://")):
         return None
     return f"{tracking_uri.rstrip('/')}/#/experiments/{logged.experiment_id}/runs/{logged.run_id}"
+
+
+def download_run_artifact(
+    model_uri: str, artifact: str, folder: Path, *, tracking_uri: str | None = None
+) -> Path:
+    """Download ``artifact`` of the run that logged a registered version into ``folder``.
+
+    ``model_uri`` is ``models:/<name>@<alias>`` or ``models:/<name>/<version>``; e.g.
+    ``reference.parquet`` of ``models:/wine@champion`` is the champion's reference data.
+    """
+    name, version = _parse_models_uri(model_uri)
+    with tracking(tracking_uri):
+        client = MlflowClient()
+        if version.startswith("@"):
+            found = client.get_model_version_by_alias(name, version[1:])
+        else:
+            found = client.get_model_version(name, version)
+        if not found.run_id:
+            raise MlflowException(f"{model_uri} was not logged by a run: it has no {artifact}")
+        path = mlflow.artifacts.download_artifacts(
+            run_id=found.run_id, artifact_path=artifact, dst_path=str(folder)
+        )
+    return Path(path)
+
+
+def _parse_models_uri(uri: str) -> tuple[str, str]:
+    """``models:/wine@champion`` -> ("wine", "@champion"); ``models:/wine/3`` -> ("wine", "3")."""
+    body = uri.removeprefix("models:/") if uri.startswith("models:/") else ""
+    name, at, alias = body.partition("@")
+    if at and name and alias and "/" not in name:
+        return name, "@" + alias
+    name, slash, version = body.rpartition("/")
+    if slash and name and version.isdigit():
+        return name, version
+    raise MlflowException(
+        f"model URI {uri!r} must read models:/<name>@<alias> or models:/<name>/<version>"
+    )
 
 
 def bootstrap_champion(

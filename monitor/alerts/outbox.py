@@ -53,7 +53,7 @@ def enqueue(
     The body is fixed here (with ``raised_at`` = ``now``, where the give-up horizon
     starts), so every retry sends the same content; only ``sent_at`` changes.
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
     for alert in alerts:
         body = alert.to_body() if isinstance(alert, AlertEvent) else dict(alert)
         body.setdefault("raised_at", rfc3339(now))

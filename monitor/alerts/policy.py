@@ -172,7 +172,9 @@ class AlertPolicyState:
     def _event(
         self, line: Mapping[str, Any], name: str, rule: AlertRule, state: _RuleState, status: Status
     ) -> AlertEvent:
-        assert state.alert_id and state.kind and state.first_window_start
+        assert state.alert_id is not None
+        assert state.kind is not None
+        assert state.first_window_start is not None
         return build_event(
             line,
             name,

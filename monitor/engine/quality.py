@@ -8,7 +8,9 @@ feature's non-missing values):
 - ``out_of_range_rate`` (numeric): below the reference minimum or above its maximum;
 - ``unseen_rate`` (categorical): a category the reference never had.
 
-The reference has no type errors and nothing out of range or unseen, by construction.
+The reference has no type errors and nothing unseen, by construction; its expected
+out-of-range rate is 2 / (n + 1) for n reference values (a new draw from the same
+distribution lands outside their range that often).
 A rate's excess is how far the window is above the reference, read at the Wilson lower
 bound of the window's rate (z = 2, ~98 % one-sided) so that a few rows cannot raise it:
 excess = max(0, lower_bound − reference rate). The window's data quality alerts when an
@@ -64,7 +66,9 @@ def data_quality(
         rates = {
             "missing_rate": (missing, n_rows, column.missing_rate),
             "type_error_rate": (errors, n_rows, 0.0),
-            "out_of_range_rate": (outside, present, 0.0),
+            # a fresh draw from the reference's own distribution falls outside the range
+            # of its n values with probability 2 / (n + 1) (order statistics)
+            "out_of_range_rate": (outside, present, 2.0 / (column.n + 1)),
         }
         per_feature[column.name], excess = _feature(rates, drift)
         max_excess = max(max_excess, excess)

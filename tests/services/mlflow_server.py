@@ -79,10 +79,8 @@ class MlflowServer:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            pass
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while _group_alive(self.process.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
