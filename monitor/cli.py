@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import orjson
 import structlog
 
 from monitor.config import load_config
@@ -57,11 +58,24 @@ def _parser() -> argparse.ArgumentParser:
     common(replay)
     replay.add_argument("--output", type=Path, required=True, help="RESULTS.jsonl to write")
     replay.add_argument("inputs", type=Path, nargs="+", metavar="INPUT.jsonl")
+    status = commands.add_parser(
+        "status", help="health per model from the store",
+        description="Summarise the newest windows of each model from the store: health, "
+        "drift, labels and alerts.")
+    common(status)
+    status.add_argument("--model", action="append", default=[],
+                        help="only this model (repeatable)")
+    status.add_argument("--since", metavar="DURATION",
+                        help="only windows that ended in this past duration, e.g. 24h")
+    status.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    quiet = max(logging.WARNING, logging.getLevelName(level.upper()))
+    for chatty in ("kafka", "alembic"):  # libraries' own INFO lines are noise here
+        logging.getLogger(chatty).setLevel(quiet)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -84,6 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             with args.output.open("wb") as output:
                 summary = replay(config, args.inputs, output, args.cache_dir)
             log.info("replay_done", output=str(args.output), **summary)
+            return 0
+        if args.command == "status":
+            from monitor.status import render, status
+            from monitor.timeparse import parse_duration
+
+            since = None if args.since is None else parse_duration(args.since, key="--since")
+            rows = status(config, args.model, since)
+            print(orjson.dumps(rows).decode() if args.json else render(rows))
             return 0
         from monitor.daemon import run_daemon
 

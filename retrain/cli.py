@@ -28,6 +28,7 @@ from monitor.config import ModelConfig, load_config
 from monitor.engine.reference_data import load_reference
 from monitor.errors import ConfigError, DriftlineError, InputError
 from retrain.dataset import recent_within_horizon
+from retrain.errors import RetrainError
 from retrain.job import run_retrain
 from retrain.outcome import RetrainOutcome, RetrainRequest
 from retrain.registry import REFERENCE_ARTIFACT, download_run_artifact
@@ -103,12 +104,18 @@ def _reference(model: ModelConfig) -> pd.DataFrame:
     if model.reference.path is not None or model.reference.uri is None:
         return load_reference(model.reference, model)
     with tempfile.TemporaryDirectory(prefix="driftline-reference-") as tmp:
-        path = download_run_artifact(
-            model.reference.uri,
-            REFERENCE_ARTIFACT,
-            Path(tmp),
-            tracking_uri=model.retrain.tracking_uri,
-        )
+        try:
+            path = download_run_artifact(
+                model.reference.uri,
+                REFERENCE_ARTIFACT,
+                Path(tmp),
+                tracking_uri=model.retrain.tracking_uri,
+            )
+        except Exception as err:  # MLflow and network errors, whatever their type
+            raise RetrainError(
+                f"model {model.name!r}: cannot fetch {REFERENCE_ARTIFACT} of "
+                f"{model.reference.uri}: {err}"
+            ) from err
         return _read_table(path)
 
 

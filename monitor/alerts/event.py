@@ -101,7 +101,8 @@ def build_event(
     health_score = _finite(line.get("health_score"))
     model = str(line["model"])
     if status == "firing":
-        summary = f"{model}: {_what(line, rule_name, rule)}{_health(health_score)}"
+        suffix = "" if rule_name == "health" else _health(health_score)
+        summary = f"{model}: {_what(line, rule_name, rule)}{suffix}"
     else:
         what = "health" if rule_name == "health" else kind.replace("_", " ")
         since = format_rfc3339_ms(parse_timestamp_ms(first_window_start))
