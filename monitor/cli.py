@@ -16,6 +16,8 @@ import structlog
 
 from monitor.config import load_config
 from monitor.errors import DriftlineError
+from retrain.cli import add_arguments as add_retrain_arguments
+from retrain.cli import run as run_retrain_command
 
 __all__ = ["main"]
 
@@ -58,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     common(replay)
     replay.add_argument("--output", type=Path, required=True, help="RESULTS.jsonl to write")
     replay.add_argument("inputs", type=Path, nargs="+", metavar="INPUT.jsonl")
+    retrain = commands.add_parser(
+        "retrain", help="retrain a model, register a challenger, promote it if better",
+        description="Refit the champion's estimator on the reference plus recent labelled "
+        "rows, compare challenger and champion on held-out recent rows, register the "
+        "challenger in MLflow and move `champion` only when it passes the gate. Prints the "
+        "outcome as JSON.")
+    add_retrain_arguments(retrain)
+
     status = commands.add_parser(
         "status", help="health per model from the store",
         description="Summarise the newest windows of each model from the store: health, "
@@ -90,6 +100,8 @@ def _configure_logging(level: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _configure_logging(args.log_level)
+    if args.command == "retrain":
+        return run_retrain_command(args)
     try:
         config = load_config(args.config)
         if args.command == "replay":

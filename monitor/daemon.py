@@ -39,7 +39,8 @@ __all__ = ["CHECKPOINT_PARTITION", "CHECKPOINT_TOPIC", "DaemonStats", "run_daemo
 
 log = structlog.get_logger("driftline.daemon")
 
-COMMIT_INTERVAL_S = 1.0  # how often state and offsets are saved while messages flow
+COMMIT_INTERVAL_S = 1.0  # how often state and offsets are saved while messages flow...
+COMMIT_SHARE = 0.1  # ...unless saving takes longer: then at most this share of the time
 ORDER_WAIT_S = 2.0  # how long records wait for a lagging partition before going on
 CHECKPOINT_TOPIC, CHECKPOINT_PARTITION = "*", -1  # the state is per model, not per partition
 
@@ -114,8 +115,13 @@ def run_daemon(
                (topics.predictions, topics.features, topics.labels)}
     next_offsets: dict[tuple[str, int], int] = {}
 
-    def commit() -> None:
-        """Save offsets, state and closed windows in one transaction, then tell Kafka."""
+    def commit() -> float:
+        """Save offsets, state and closed windows in one transaction, then tell Kafka.
+
+        Returns the seconds it took: the state grows with the join's remembered
+        predictions, and the next commit waits long enough to keep its cost bounded.
+        """
+        started = time.monotonic()
         pipeline.emit_revisions()
         producer.flush()
         if failures:
@@ -143,6 +149,7 @@ def run_daemon(
         if next_offsets:  # for lag tooling only; the store's offsets are the truth
             consumer.commit(offsets={TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
                                      for (t, p), o in next_offsets.items()})
+        return time.monotonic() - started
 
     merge: TimestampMerge[TopicPartition] = TimestampMerge()
 
@@ -177,6 +184,7 @@ def run_daemon(
     log.info("started", bootstrap=kafka.bootstrap_servers, group=group,
              models=[m.name for m in config.models])
     idle_since = committed_at = time.monotonic()
+    interval = COMMIT_INTERVAL_S
     uncommitted = False
     try:
         with _stop_on_signals(stop):
@@ -194,9 +202,10 @@ def run_daemon(
                     uncommitted = True
                 elif len(merge) and now - idle_since >= ORDER_WAIT_S:
                     feed(list(merge.drain_all()))  # a lagging partition sent nothing: go on
-                if uncommitted and (not batch or now - committed_at >= COMMIT_INTERVAL_S):
-                    commit()  # a quiet moment, or the interval is up
-                    uncommitted, committed_at = False, now
+                if uncommitted and now - committed_at >= interval:
+                    took = commit()
+                    interval = max(COMMIT_INTERVAL_S, took / COMMIT_SHARE)
+                    uncommitted, committed_at = False, time.monotonic()
                 if not batch and max_idle_s is not None and now - idle_since >= max_idle_s:
                     log.info("idle_stop", idle_s=max_idle_s)
                     feed(list(merge.drain_all()))

@@ -12,6 +12,7 @@ __all__ = [
     "InputError",
     "KafkaError",
     "ReferenceDataError",
+    "RetrainError",
     "StoreError",
 ]
 
@@ -46,3 +47,7 @@ class KafkaError(DriftlineError):
 
 class StoreError(DriftlineError):
     """The SQL store could not be reached or refused an operation."""
+
+
+class RetrainError(DriftlineError):
+    """The retrain job cannot run: no champion, unusable data, a bad training entry point."""

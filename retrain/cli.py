@@ -1,6 +1,7 @@
 """``driftline retrain --model NAME``: run the retrain job once, by hand.
 
-Prints the outcome as one JSON object on stdout. Exit codes: 0 the job succeeded (promoted
+Prints the outcome as one JSON object on stdout (whatever MLflow prints goes to stderr,
+so stdout stays machine-readable). Exit codes: 0 the job succeeded (promoted
 or not), 1 it failed (the outcome says why), 2 bad usage, config or input files.
 Manual runs ignore ``retrain.enabled``, which only governs the daemon's triggers.
 
@@ -15,23 +16,23 @@ limits them to ``retrain.horizon``). Without it, part of the reference is held o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 import pandas as pd
 
 from monitor.config import ModelConfig, load_config
 from monitor.engine.reference_data import load_reference
-from monitor.errors import ConfigError, DriftlineError, InputError
-from retrain.dataset import recent_within_horizon
-from retrain.errors import RetrainError
-from retrain.job import run_retrain
-from retrain.outcome import RetrainOutcome, RetrainRequest
-from retrain.registry import REFERENCE_ARTIFACT, download_run_artifact
+from monitor.errors import ConfigError, DriftlineError, InputError, RetrainError
+
+if TYPE_CHECKING:
+    from retrain.outcome import RetrainOutcome
 
 __all__ = ["add_arguments", "main", "run"]
 
@@ -57,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the job for parsed ``args``; print the outcome; return the exit code."""
     try:
-        outcome = _retrain(args)
+        with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links to stdout
+            outcome = _retrain(args)
     except DriftlineError as err:
         print(f"driftline retrain: {err}", file=sys.stderr)
         return err.exit_code
@@ -77,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _retrain(args: argparse.Namespace) -> RetrainOutcome:
+    # MLflow takes seconds to import: only when a retrain really runs, not for --help
+    from retrain.dataset import recent_within_horizon
+    from retrain.job import run_retrain
+    from retrain.outcome import RetrainRequest
+
     config = load_config(args.config)
     model = config.model(args.model)
     if model is None:
@@ -100,6 +107,8 @@ def _retrain(args: argparse.Namespace) -> RetrainOutcome:
 
 
 def _reference(model: ModelConfig) -> pd.DataFrame:
+    from retrain.registry import REFERENCE_ARTIFACT, download_run_artifact
+
     """The reference file, or the ``reference.parquet`` of the run behind its MLflow URI."""
     if model.reference.path is not None or model.reference.uri is None:
         return load_reference(model.reference, model)

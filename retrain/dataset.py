@@ -31,8 +31,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from monitor.errors import RetrainError
 from monitor.timeparse import parse_timestamp_ms
-from retrain.errors import RetrainError
 
 __all__ = ["TrainingSet", "build_training_set", "recent_within_horizon"]
 
@@ -131,10 +131,11 @@ def recent_within_horizon(
     time_column: str = "timestamp",
     now_ms: int | None = None,
 ) -> pd.DataFrame:
-    """The rows of ``frame`` no older than ``horizon_s``, oldest first.
+    """The rows of ``frame`` in the ``horizon_s`` before its end, oldest first.
 
     ``time_column`` holds RFC 3339 strings with offset, epoch milliseconds or datetimes;
-    the horizon ends at ``now_ms`` (epoch ms) or, when not given, at the newest row.
+    the horizon ends at ``now_ms`` (epoch ms; later rows are dropped) or, when not given,
+    at the newest row.
     A frame without ``time_column`` is returned unchanged (its order is taken as time order).
     """
     if time_column not in frame.columns or len(frame) == 0:
@@ -149,7 +150,7 @@ def recent_within_horizon(
     except ValueError as err:
         raise RetrainError(f"recent rows: column {time_column!r}: {err}") from err
     end = int(millis.max()) if now_ms is None else now_ms
-    keep = millis >= end - horizon_s * 1000.0
+    keep = (millis >= end - horizon_s * 1000.0) & (millis <= end)
     order = np.argsort(millis[keep], kind="stable")
     return frame[keep].iloc[order].reset_index(drop=True)
 

@@ -4,14 +4,11 @@
 
 1. load the version under alias ``champion`` of the registered model;
 2. build the training set and the held-out slice (``retrain.dataset``);
-3. fit the challenger: ``sklearn.base.clone`` of the champion (same parameters), or the
-   configured ``training_entry_point`` (``"pkg.mod:func"``, called ``func(X, y)``, returning
-   a fitted estimator);
+3. fit the challenger (``retrain.training``): the champion's estimator refitted with the
+   same parameters, or the configured ``training_entry_point``;
 4. score both on the held-out slice and run the gate (``retrain.gate``);
-5. profile the training rows with the challenger's predictions (and positive-class
-   probabilities) as the new reference: ``reference_profile.json`` and
-   ``reference.parquet``. The predictions are in-sample, so the profile's performance is
-   optimistic; drift statistics do not depend on it;
+5. write the new reference: the training rows with the challenger's outputs, and their
+   profile (``retrain.new_reference``);
 6. log params, metrics, the sklearn model and the two files in one MLflow run;
 7. register a new version, created with tags naming the request, the triggering alert and
    window and the gate's decision (``driftline.gate``);
@@ -25,7 +22,6 @@ only ever names a version that registered completely.
 
 from __future__ import annotations
 
-import importlib
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -36,15 +32,15 @@ import mlflow
 import pandas as pd
 import structlog
 from mlflow import MlflowClient
-from sklearn.base import clone
 
 from monitor.config import ModelConfig, RetrainSettings
-from monitor.engine.profile import ReferenceProfile, infer_features
+from monitor.engine.profile import infer_features
+from monitor.errors import RetrainError
 from retrain import registry
 from retrain.dataset import TrainingSet, build_training_set
-from retrain.errors import RetrainError
 from retrain.evaluate import TASK_METRICS, evaluate
 from retrain.gate import GateResult, compare
+from retrain.new_reference import write_reference_files
 from retrain.outcome import (
     RetrainOutcome,
     RetrainRequest,
@@ -53,6 +49,7 @@ from retrain.outcome import (
     started_alert,
 )
 from retrain.registry import bootstrap_champion
+from retrain.training import fit_challenger
 
 __all__ = [
     "RetrainOutcome",
@@ -76,7 +73,7 @@ class _Progress:
     run_id: str | None = None
     run_url: str | None = None
     version: str | None = None
-    metrics: dict[str, float | None] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
     gate: GateResult | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -139,6 +136,7 @@ def _run(
     progress: _Progress,
 ) -> bool:
     registered = settings.registered_model or model.name
+    progress.step = "checking the settings"
     if settings.metric not in TASK_METRICS[model.task]:
         raise RetrainError(
             f"metric {settings.metric!r} does not suit a {model.task} model; "
@@ -154,7 +152,7 @@ def _run(
     progress.data = data.summary()
 
     progress.step = "training the challenger"
-    challenger = _fit(champion, settings.training_entry_point, data)
+    challenger = fit_challenger(champion, settings.training_entry_point, data)
 
     progress.step = "scoring champion and challenger on the holdout"
     scores = {
@@ -162,9 +160,10 @@ def _run(
         "challenger": evaluate(challenger, data.X_holdout, data.y_holdout, model.task),
     }
     progress.metrics = {
-        f"{who}_{name}": None if math.isnan(value) else value
+        f"{who}_{name}": value
         for who, values in scores.items()
         for name, value in values.items()
+        if not math.isnan(value)  # undefined on this holdout: left out
     }
     metric = settings.metric
     gate = compare(
@@ -184,7 +183,7 @@ def _run(
     tags = {key: value for key, value in trigger.items() if value is not None}
     with tempfile.TemporaryDirectory(prefix="driftline-retrain-") as tmp:
         progress.step = "profiling the new reference"
-        files = _reference_files(data, challenger, model, Path(tmp))
+        files = write_reference_files(data, challenger, model, Path(tmp))
 
         progress.step = "logging the run to MLflow"
         logged = registry.log_model_run(
@@ -194,7 +193,7 @@ def _run(
             run_name=f"retrain-{request.request_id}"[:250],
             sample=data.X_holdout,
             params=_params(challenger, settings, progress),
-            metrics={k: v for k, v in progress.metrics.items() if v is not None},
+            metrics=progress.metrics,
             tags=tags,
             artifacts=files,
         )
@@ -239,68 +238,6 @@ def _training_set(
         seed=model.drift.seed,
         extra_columns=monitored,
     )
-
-
-def _fit(champion: Any, entry_point: str | None, data: TrainingSet) -> Any:
-    if entry_point is None:
-        return clone(champion).fit(data.X_train, data.y_train)
-    module_name, _, function_name = entry_point.partition(":")
-    if not module_name or not function_name:
-        raise RetrainError(
-            f"training_entry_point {entry_point!r} must read 'package.module:function'"
-        )
-    try:
-        function = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as err:
-        raise RetrainError(f"training_entry_point {entry_point!r} cannot be loaded: {err}") from err
-    estimator = function(data.X_train, data.y_train)
-    if not hasattr(estimator, "predict"):
-        raise RetrainError(
-            f"training_entry_point {entry_point!r} returned {type(estimator).__name__}, "
-            "not a fitted estimator with predict()"
-        )
-    return estimator
-
-
-def _reference_files(
-    data: TrainingSet, challenger: Any, model: ModelConfig, folder: Path
-) -> list[Path]:
-    """The new reference (training rows + challenger outputs) and its profile, as files."""
-    frame = data.train.copy()
-    taken = set(frame.columns)
-    prediction = _free_name(model.reference.prediction or "prediction", taken)
-    frame[prediction] = challenger.predict(data.X_train)
-    probability = None
-    classes = list(getattr(challenger, "classes_", []))
-    if (
-        model.task == "classification"
-        and len(classes) == 2
-        and hasattr(challenger, "predict_proba")
-    ):
-        probability = _free_name(model.reference.probability or "probability", taken)
-        frame[probability] = challenger.predict_proba(data.X_train)[:, 1]
-    profile = ReferenceProfile.build(
-        frame,
-        task=model.task,
-        features=model.features,
-        target=data.target,
-        prediction=prediction,
-        probability=probability,
-        bins=model.drift.bins,
-        sample_size=model.drift.sample_size,
-        seed=model.drift.seed,
-    )
-    profile_path = folder / registry.PROFILE_ARTIFACT
-    profile.save(profile_path)
-    reference_path = folder / registry.REFERENCE_ARTIFACT
-    frame.to_parquet(reference_path, index=False)
-    return [profile_path, reference_path]
-
-
-def _free_name(name: str, taken: set[str]) -> str:
-    while name in taken:
-        name = f"driftline_{name}"
-    return name
 
 
 def _params(challenger: Any, settings: RetrainSettings, progress: _Progress) -> dict[str, Any]:

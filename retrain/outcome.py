@@ -47,7 +47,11 @@ class RetrainRequest:
 
 @dataclass(frozen=True)
 class RetrainOutcome:
-    """What a retrain did. ``metrics`` are ``challenger_<m>`` and ``champion_<m>``."""
+    """What a retrain did.
+
+    ``metrics`` are ``challenger_<m>`` and ``champion_<m>`` on the holdout, for every metric
+    of the task that is defined there (ROC AUC of a one-class holdout is left out).
+    """
 
     status: Status
     model: str
@@ -56,7 +60,7 @@ class RetrainOutcome:
     version: str | None = None  # the registered challenger version
     champion_version: str | None = None  # the champion it was compared with
     promoted: bool = False
-    metrics: dict[str, float | None] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
     gate: dict[str, Any] | None = None  # GateResult.to_dict()
     data: dict[str, Any] = field(default_factory=dict)  # TrainingSet.summary()
     reason: str = ""

@@ -28,7 +28,6 @@ import skops.io
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
-from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
 __all__ = [
     "CHALLENGER",
@@ -70,8 +69,14 @@ def tracking(uri: str | None) -> Iterator[None]:
     if uri is None:
         yield
         return
-    with _use_tracking_uri(uri):
+    # what was in force, from mlflow.set_tracking_uri or the MLFLOW_TRACKING_URI variable;
+    # restoring it (rather than unsetting) keeps the variable a caller had set
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(uri)
+    try:
         yield
+    finally:
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets it
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:

@@ -7,4 +7,8 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
-pytest_plugins = ["tests.services.fixtures", "tests.services.pg_fixtures"]
+pytest_plugins = [
+    "tests.services.fixtures",
+    "tests.services.pg_fixtures",
+    "tests.services.mlflow_fixtures",
+]

@@ -43,41 +43,56 @@ def line(
     start = T0 + i * WINDOW
     check = None
     if performance is not None:
-        check = {"metric": "accuracy", "value": 0.8, "reference": 0.92, "n": 480,
-                 "basis": basis, "confident_change": 0.1, "severity": performance,
-                 "alert": basis == "measured" and performance >= 0.5}  # fmt: skip
-    alerts = [kind for kind, on in (("drift", drift), ("performance", bool(check and
-              check["alert"])), ("data_quality", quality)) if on]  # fmt: skip
+        check = {
+            "metric": "accuracy",
+            "value": 0.8,
+            "reference": 0.92,
+            "n": 480,
+            "basis": basis,
+            "confident_change": 0.1,
+            "severity": performance,
+            "alert": basis == "measured" and performance >= 0.5,
+        }
+    conditions = {"drift": drift, "performance": bool(check and check["alert"]),
+                  "data_quality": quality}  # fmt: skip
+    alerts = [kind for kind, holds in conditions.items() if holds]
     score = health if health is not None else (50.0 if alerts else 100.0)
+    features = {
+        "alcohol": {"method": "ks_binned", "score": 0.31, "p_value": 0.001, "drift": drift},
+        "color": {"method": "chisquare", "score": float("nan"), "p_value": None, "drift": drift},
+        "ph": {"method": "ks_binned", "score": 0.01, "p_value": 0.9, "drift": False},
+    }
+    quality_block = {
+        "features": {"alcohol": {"missing_rate": 0.2, "alert": quality}},
+        "max_excess": 0.15 if quality else 0.0,
+        "alert": quality,
+    }
+    components = {
+        "score": score,
+        "drift": 0.6 if drift else 0.0,
+        "performance": performance or 0.0,
+        "data_quality": 0.7 if quality else 0.0,
+        "performance_check": check,
+    }
     return {
         "model": model,
         "model_version": "3",
         "window_start": ts(start),
         "window_end": ts(start + WINDOW),
         "n_predictions": 500,
-        "features": {
-            "alcohol": {"method": "ks_binned", "score": 0.31, "p_value": 0.001,
-                        "threshold": 0.01, "drift": drift},
-            "color": {"method": "chisquare", "score": float("nan"), "p_value": None,
-                      "threshold": 0.01, "drift": drift},
-            "ph": {"method": "ks_binned", "score": 0.01, "p_value": 0.9,
-                   "threshold": 0.01, "drift": False},
-        },  # fmt: skip
+        "features": {name: {**f, "threshold": 0.01} for name, f in features.items()},
         "drift_share": 2 / 3 if drift else 0.0,
         "drift_detected": drift,
         "prediction_drift": None,
         "performance": None if check is None else {"accuracy": 0.8, "n_labels": 480},
         "estimated_performance": None,
-        "data_quality": {"features": {"alcohol": {"missing_rate": 0.2, "alert": quality}},
-                         "max_excess": 0.15 if quality else 0.0, "alert": quality},
+        "data_quality": quality_block,
         "health_score": score,
-        "health": {"score": score, "drift": 0.6 if drift else 0.0,
-                   "performance": performance or 0.0, "data_quality": 0.7 if quality else 0.0,
-                   "performance_check": check},
+        "health": components,
         "alerts": alerts,
         "revision": revision,
         "as_of": ts(start + WINDOW),
-    }  # fmt: skip
+    }
 
 
 def drift_policy(**rule: Any) -> AlertPolicy:
@@ -182,7 +197,8 @@ class TestIds:
         )
         firing = [e.alert_id for e in events if e.status == "firing"]
         assert len(set(firing)) == len(firing)
-        assert all(r.alert_id == f.alert_id for f, r in zip(events[::2], events[1::2]))
+        pairs = zip(events[::2], events[1::2], strict=False)
+        assert all(fired.alert_id == resolved.alert_id for fired, resolved in pairs)
 
 
 class TestHovering:
@@ -212,9 +228,10 @@ class TestHovering:
         self, seed: int
     ) -> None:
         bad = np.random.default_rng(seed).random(400) < 0.5  # 100 hours at the threshold
-        state = AlertPolicyState("wine", drift_policy(pending=2, keep_firing=3, cooldown_s=6 * 3600))
+        policy = drift_policy(pending=2, keep_firing=3, cooldown_s=6 * 3600)
+        state = AlertPolicyState("wine", policy)
         events = drifts(state, "".join("X" if b else "." for b in bad))
-        for (resolved_at, status), (fired_at, _) in zip(events[1::2], events[2::2]):
+        for (resolved_at, status), (fired_at, _) in zip(events[1::2], events[2::2], strict=False):
             assert status == "resolved"
             assert fired_at - (resolved_at + 1) >= 24  # 6 h of 15-minute windows
         assert len(events) / 2 <= 400 / (3 + 1 + 24) + 1  # vs ~one per 4 windows flapping

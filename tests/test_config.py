@@ -10,12 +10,18 @@ from typing import Any
 import pytest
 
 from monitor.config import (
+    AlertDelivery,
+    AlertPolicy,
+    AlertRule,
+    AlertSettings,
     Config,
     DriftSettings,
     FeatureSpec,
     JoinSettings,
     KafkaSettings,
+    RetrainSettings,
     Topics,
+    WebhookRoute,
     config_from_dict,
     load_config,
 )
@@ -157,8 +163,8 @@ class TestUnknownKeys:
     def test_an_unknown_top_level_key_is_named_with_its_line_and_the_allowed_keys(
         self, tmp_path: Path
     ) -> None:
-        message = error_of(tmp_path, MINIMAL + "alerts: {}\n")
-        assert 'line 6: alerts: unknown key "alerts"' in message
+        message = error_of(tmp_path, MINIMAL + "alarms: {}\n")
+        assert 'line 6: alarms: unknown key "alarms"' in message
         assert "allowed keys: kafka, store, join, models" in message
 
     def test_an_unknown_nested_key_is_named_by_its_full_path(self, tmp_path: Path) -> None:
@@ -408,3 +414,178 @@ class TestYamlFile:
             name: wine-b
         """
         assert [m.name for m in load(tmp_path, text).models] == ["wine", "wine-b"]
+
+
+ALERTING = """\
+alerts:
+  routes:
+    - name: oncall
+      url: "http://127.0.0.1:9000/hooks/driftline"
+      format: json
+      secret_env: DRIFTLINE_WEBHOOK_SECRET
+      models: [wine]
+      min_severity: warning
+      kinds: [drift, performance]
+  delivery: {timeout: 5s, initial_backoff: 1s, max_backoff: 5m, give_up_after: 24h}
+models:
+  - name: wine
+    task: classification
+    reference: {path: ref.csv}
+    window: {size: 100}
+    alerts:
+      drift: {enabled: true, severity: warning, pending: 2, keep_firing: 1, cooldown: 1h}
+      performance: {severity: critical}
+      data_quality: {pending: 3}
+      health: {enabled: true, below: 60, severity: critical}
+    retrain:
+      enabled: true
+      on: [drift, performance]
+      tracking_uri: "http://127.0.0.1:5000"
+      registered_model: wine
+      training_entry_point: "mypkg.train:fit"
+      horizon: 7d
+      holdout_fraction: 0.3
+      metric: accuracy
+      margin: 0.01
+      cooldown: 6h
+      max_per_day: 3
+      schedule: "0 3 * * *"
+"""
+SECRET_ENV = {"DRIFTLINE_WEBHOOK_SECRET": "s3cret"}
+
+
+def with_routes(*routes: str) -> str:
+    return MINIMAL + "alerts:\n  routes:\n" + "".join(f"    - {route}\n" for route in routes)
+
+
+class TestAlertsAndRetrain:
+    def test_the_alert_routes_policies_and_retrain_job_load(self, tmp_path: Path) -> None:
+        config = load(tmp_path, ALERTING, SECRET_ENV)
+        assert config.alerts == AlertSettings(
+            routes=(
+                WebhookRoute(
+                    name="oncall",
+                    url="http://127.0.0.1:9000/hooks/driftline",
+                    format="json",
+                    secret="s3cret",
+                    models=("wine",),
+                    min_severity="warning",
+                    kinds=("drift", "performance"),
+                ),
+            ),
+            delivery=AlertDelivery(5.0, 1.0, 300.0, 86_400.0),
+        )
+        wine = config.models[0]
+        assert wine.alerts == AlertPolicy(
+            drift=AlertRule(severity="warning", pending=2, keep_firing=1, cooldown_s=3600.0),
+            performance=AlertRule(severity="critical"),
+            data_quality=AlertRule(pending=3),
+            health=AlertRule(enabled=True, severity="critical", below=60.0),
+        )
+        assert wine.retrain == RetrainSettings(
+            enabled=True,
+            on=("drift", "performance"),
+            tracking_uri="http://127.0.0.1:5000",
+            registered_model="wine",
+            training_entry_point="mypkg.train:fit",
+            horizon_s=604_800.0,
+            holdout_fraction=0.3,
+            metric="accuracy",
+            margin=0.01,
+            cooldown_s=21_600.0,
+            max_per_day=3,
+            schedule="0 3 * * *",
+        )
+
+    def test_without_these_sections_everything_takes_its_default(self, tmp_path: Path) -> None:
+        config = load(tmp_path, MINIMAL)
+        assert config.alerts == AlertSettings()
+        assert config.models[0].alerts == AlertPolicy()
+        assert config.models[0].retrain == RetrainSettings()
+
+    def test_a_rule_left_out_keeps_its_own_defaults(self, tmp_path: Path) -> None:
+        policy = load(tmp_path, model_with(alerts="{drift: {pending: 4}}")).models[0].alerts
+        assert policy.performance.severity == "critical"
+        assert (policy.health.enabled, policy.health.below) == (False, 50.0)
+        assert policy.drift == AlertRule(pending=4)
+
+    def test_a_route_without_a_secret_is_unsigned(self, tmp_path: Path) -> None:
+        config = load(tmp_path, with_routes('{name: a, url: "http://127.0.0.1:1/a"}'))
+        assert config.alerts.routes[0].secret is None
+        assert config.alerts.routes[0].format == "json"
+
+    def test_a_missing_secret_variable_names_the_variable_and_the_key(
+        self, tmp_path: Path
+    ) -> None:
+        message = error_of(tmp_path, ALERTING)
+        assert "line 6: alerts.routes[0].secret_env" in message
+        assert "DRIFTLINE_WEBHOOK_SECRET is not set" in message
+
+    def test_a_secret_written_in_a_route_is_rejected_pointing_to_secret_env(
+        self, tmp_path: Path
+    ) -> None:
+        message = error_of(tmp_path, with_routes('{name: a, url: "http://x/", secret: abc}'))
+        assert "alerts.routes[0].secret" in message
+        assert "`secret_env`" in message
+
+    def test_route_names_must_be_unique(self, tmp_path: Path) -> None:
+        route = '{name: a, url: "http://127.0.0.1:1/a"}'
+        message = error_of(tmp_path, with_routes(route, route))
+        assert 'alerts.routes[1].name: duplicate route name "a"' in message
+
+    def test_a_route_naming_an_unknown_model_is_rejected(self, tmp_path: Path) -> None:
+        message = error_of(tmp_path, with_routes('{name: a, url: "http://x/", models: [wien]}'))
+        assert 'alerts.routes[0].models[0]: no model named "wien"; configured models: wine' in (
+            message
+        )
+
+    def test_a_route_format_outside_json_and_slack_is_rejected(self, tmp_path: Path) -> None:
+        message = error_of(tmp_path, with_routes('{name: a, url: "http://x/", format: teams}'))
+        assert '"teams" is not allowed; allowed values: json, slack' in message
+
+    def test_below_belongs_to_the_health_rule_only(self, tmp_path: Path) -> None:
+        message = error_of(tmp_path, model_with(alerts="{drift: {below: 50}}"))
+        assert 'models[0].alerts.drift.below: unknown key "below"' in message
+
+    def test_an_unknown_key_in_a_rule_lists_the_allowed_ones(self, tmp_path: Path) -> None:
+        message = error_of(tmp_path, model_with(alerts="{drift: {pendng: 2}}"))
+        assert "allowed keys: enabled, severity, pending, keep_firing, cooldown" in message
+
+    def test_max_backoff_must_be_at_least_initial_backoff(self, tmp_path: Path) -> None:
+        text = MINIMAL + "alerts: {delivery: {initial_backoff: 1m, max_backoff: 10s}}\n"
+        assert "alerts.delivery.max_backoff: must be at least initial_backoff (60s)" in (
+            error_of(tmp_path, text)
+        )
+
+    def test_every_alert_and_retrain_duration_is_parsed(self, tmp_path: Path) -> None:
+        text = model_with(
+            alerts="{performance: {cooldown: 90m}}", retrain="{horizon: 2d, cooldown: 30m}"
+        ) + "alerts: {delivery: {timeout: 500ms, initial_backoff: 2s, max_backoff: 1h, " \
+            "give_up_after: 3d}}\n"  # fmt: skip
+        config = load(tmp_path, text)
+        assert config.alerts.delivery == AlertDelivery(0.5, 2.0, 3600.0, 259_200.0)
+        assert config.models[0].alerts.performance.cooldown_s == 5400.0
+        assert (config.models[0].retrain.horizon_s, config.models[0].retrain.cooldown_s) == (
+            172_800.0, 1800.0
+        )  # fmt: skip
+
+    def test_a_regression_model_retrains_on_mae_unless_told(self, tmp_path: Path) -> None:
+        text = model_with(retrain="{enabled: true}").replace("classification", "regression")
+        assert load(tmp_path, text).models[0].retrain.metric == "mae"
+
+    def test_a_metric_that_does_not_fit_the_task_is_rejected(self, tmp_path: Path) -> None:
+        message = error_of(tmp_path, model_with(retrain="{metric: rmse}"))
+        assert "models[0].retrain.metric: rmse does not fit task classification" in message
+
+    def test_a_bad_cron_schedule_is_rejected_naming_the_key(self, tmp_path: Path) -> None:
+        message = error_of(tmp_path, model_with(retrain='{schedule: "0 3 * *"}'))
+        assert "models[0].retrain.schedule" in message
+        assert "not a cron expression" in message
+
+    def test_the_example_file_shows_routes_policies_and_a_retrain_job(self) -> None:
+        config = load_config(REPO / "driftline.example.yaml", environ={})
+        assert [route.name for route in config.alerts.routes] == ["oncall", "chat"]
+        wine = config.model("wine")
+        assert wine is not None
+        assert wine.alerts.drift.pending == 2
+        assert wine.retrain.schedule == "0 3 * * *"

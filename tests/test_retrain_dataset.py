@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from jsonschema import Draft202012Validator
 
+from monitor.errors import RetrainError
 from monitor.schemas import load_schema
 from retrain.dataset import build_training_set, recent_within_horizon
-from retrain.errors import RetrainError
 from retrain.outcome import RetrainOutcome, RetrainRequest, outcome_alerts, started_alert
 
 
