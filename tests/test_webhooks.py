@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import httpx
 import orjson
 import pytest
+import structlog
 from jsonschema import Draft202012Validator
 from sqlalchemy import select
 
@@ -112,6 +113,13 @@ class Receiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+@pytest.fixture(autouse=True)
+def _default_logging() -> None:
+    # `driftline` CLI tests configure structlog to print to pytest's captured stderr of
+    # their own test, which is closed by now
+    structlog.reset_defaults()
 
 
 @pytest.fixture

@@ -194,13 +194,11 @@ class OutboxWorker:
     ) -> None:
         now = self._clock()
         attempts = row.attempts + 1
-        where = update(t.Outbox).where(t.Outbox.id == row.id)
         fields: dict[str, Any] = {"attempts": attempts}
         elapsed_s = (now - row.raised_at).total_seconds()
         if error is None:
             fields["delivered_at"] = now
             stats.delivered += 1
-            log.info("alert_delivered", alert_id=row.alert_id, route=row.route, attempts=attempts)
         elif elapsed_s >= self.delivery.give_up_after_s:
             fields["gave_up_at"] = now
             fields["last_error"] = (
@@ -209,7 +207,6 @@ class OutboxWorker:
                 f"last error: {error}"
             )
             stats.gave_up += 1
-            log.warning("alert_gave_up", alert_id=row.alert_id, route=row.route, error=error)
         else:
             horizon = row.raised_at + timedelta(seconds=self.delivery.give_up_after_s)
             wait = timedelta(seconds=self.backoff_s(attempts, retry_after))
@@ -217,7 +214,11 @@ class OutboxWorker:
             fields["last_error"] = error
             stats.retried += 1
         with self.store.writing(f"recording the delivery of alert {row.alert_id}") as conn:
-            conn.execute(where.values(**fields))
+            conn.execute(update(t.Outbox).where(t.Outbox.id == row.id).values(**fields))
+        if error is None:
+            log.info("alert_delivered", alert_id=row.alert_id, route=row.route, attempts=attempts)
+        elif "gave_up_at" in fields:
+            log.warning("alert_gave_up", alert_id=row.alert_id, route=row.route, error=error)
 
     # --- the background thread -----------------------------------------------------------
 
