@@ -239,3 +239,26 @@ def test_sigkilled_and_restarted_the_daemon_finalises_exactly_what_a_replay_does
     assert sum(line["n_predictions"] for line in stored.values()) == n_predictions
     for key in expected:
         assert_same(stored[key], expected[key], f"window {key}")
+
+
+def test_sigterm_finishes_the_batch_commits_and_exits_cleanly(
+    kafka_broker: Any, kafka_topics: Any, tmp_path: Path
+) -> None:
+    topics = kafka_topics()
+    config = write_config(tmp_path, kafka_broker.bootstrap, topics, size=1000)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, linger_ms=20)
+    for stream, event in events(20_000, n_numeric=N_FEATURES, seed=8, label_every=10**9):
+        producer.send(topics[stream], value=orjson.dumps(event))
+    producer.flush()
+    producer.close()
+    proc = run_daemon(config, tmp_path / "out.jsonl", tmp_path, max_idle=60, wait=False)
+    time.sleep(4.0)
+    proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert proc.wait(timeout=30) == 0, (tmp_path / "daemon.log").read_text()[-3000:]
+    assert time.monotonic() - started < 15  # kafka.shutdown_timeout is 10 s
+    log = (tmp_path / "daemon.log").read_text()
+    assert '"signal": "SIGTERM"' in log
+    with open_store(StoreSettings(url=f"sqlite:///{tmp_path / 'driftline.db'}")) as store:
+        offsets = store.load_offsets(f"g-{tmp_path.name}")
+    assert offsets, "nothing was committed before exiting"

@@ -2,7 +2,8 @@
 
 The daemon turns a batch's alert notices into outbox rows with :func:`enqueue` and hands
 them to ``Store.commit_batch(..., alerts=bodies, outbox=rows)``: one transaction with the
-windows that raised them, so an alert is never lost nor raised twice by a crash. An
+windows that raised them (and the policy state, saved alongside by the daemon), so a
+crash neither loses an alert nor raises it twice. An
 :class:`OutboxWorker` then sends due rows from a plain background thread (woken by
 ``wake()`` or every ``poll_interval_s``), so ingest never waits for a receiver.
 
@@ -226,6 +227,8 @@ class OutboxWorker:
         """Run ``run_once`` in a daemon thread until ``stop()``."""
         if self._thread is not None and self._thread.is_alive():
             return
+        if self._owns_client and self._client.is_closed:  # started again after stop()
+            self._client = httpx.Client(timeout=self.delivery.timeout_s)
         self._stopping.clear()
         self._thread = threading.Thread(target=self._loop, name="driftline-outbox", daemon=True)
         self._thread.start()
