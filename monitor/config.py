@@ -153,8 +153,8 @@ class AlertRule:
     enabled: bool = True
     severity: Severity = "warning"
     pending: int = 1  # consecutive bad windows before it fires
-    keep_firing: int = 1  # consecutive good windows before it resolves
-    cooldown_s: float = 0.0  # after resolving, no new episode of this kind for this long
+    keep_firing: int = 3  # consecutive good windows before it resolves: no flapping
+    cooldown_s: float = 1800.0  # after resolving, no new episode of this kind for this long
     below: float | None = None  # health rule only: fires when health_score < below
 
 

@@ -96,7 +96,9 @@ def line(
 
 
 def drift_policy(**rule: Any) -> AlertPolicy:
-    return AlertPolicy(drift=AlertRule(**rule))
+    """A drift rule with the given settings; resolving after one good window and no
+    cooldown unless said (the defaults are stricter, against flapping)."""
+    return AlertPolicy(drift=AlertRule(**{"keep_firing": 1, "cooldown_s": 0.0, **rule}))
 
 
 def run(state: AlertPolicyState, lines: list[dict[str, Any]]) -> list[AlertEvent]:
@@ -143,7 +145,8 @@ class TestKeepFiring:
         assert events[0].alert_id == events[1].alert_id
 
     def test_the_resolved_notice_says_so_in_its_summary(self) -> None:
-        events = run(AlertPolicyState("wine", AlertPolicy()), [line(0, drift=True), line(1)])
+        state = AlertPolicyState("wine", drift_policy(keep_firing=1))
+        events = run(state, [line(0, drift=True), line(1)])
         assert events[1].summary == (
             "wine: drift resolved (firing since 2026-01-01T00:00:00Z) — health 100"
         )
@@ -256,7 +259,8 @@ class TestRevisions:
         assert run(state, lines) == []
 
     def test_a_revision_never_starts_a_second_episode_for_a_covered_window(self) -> None:
-        state = AlertPolicyState("wine", AlertPolicy())
+        quick = AlertRule(severity="critical", keep_firing=1, cooldown_s=0.0)
+        state = AlertPolicyState("wine", AlertPolicy(performance=quick))
         lines = [line(0, performance=0.9), line(1, performance=0.1),
                  line(0, performance=0.9, revision=2)]  # fmt: skip
         assert [e.status for e in run(state, lines)] == ["firing", "resolved"]

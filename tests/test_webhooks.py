@@ -38,7 +38,14 @@ from monitor.alerts import (
     slack_body,
     verify,
 )
-from monitor.config import AlertDelivery, AlertPolicy, AlertSettings, StoreSettings, WebhookRoute
+from monitor.config import (
+    AlertDelivery,
+    AlertPolicy,
+    AlertRule,
+    AlertSettings,
+    StoreSettings,
+    WebhookRoute,
+)
 from monitor.schemas import load_schema
 from monitor.store import Store, open_store
 from monitor.store import tables as t
@@ -150,7 +157,8 @@ def raise_alerts(
 ) -> list[dict[str, Any]]:
     """Commit ``episodes`` drift episodes (a firing and a resolved notice each) like the
     daemon does: alerts and their outbox rows in one batch. Returns the bodies."""
-    state = AlertPolicyState("wine", AlertPolicy())
+    flappy = AlertRule(keep_firing=1, cooldown_s=0.0)  # an episode per two windows
+    state = AlertPolicyState("wine", AlertPolicy(drift=flappy))
     lines = [line(i, drift=i % 2 == 0) for i in range(2 * episodes)]
     bodies = [event.to_body() for item in lines for event in state.evaluate(item)]
     rows = enqueue(bodies, settings.routes, now or datetime.now(UTC))

@@ -25,7 +25,7 @@ The state is plain data (``to_dict``/``from_dict``) so the daemon saves it in th
 transaction as the alerts it produced.
 
 >>> from monitor.config import AlertPolicy, AlertRule
->>> state = AlertPolicyState("wine", AlertPolicy(drift=AlertRule(pending=2)))
+>>> state = AlertPolicyState("wine", AlertPolicy(drift=AlertRule(pending=2, keep_firing=1)))
 >>> def line(i, drift):
 ...     return {"model": "wine", "window_start": f"2026-01-01T0{i}:00:00Z",
 ...             "window_end": f"2026-01-01T0{i}:15:00Z", "drift_detected": drift,

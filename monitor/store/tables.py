@@ -42,6 +42,7 @@ __all__ = [
     "PipelineCheckpoint",
     "ReferenceProfile",
     "RetrainRun",
+    "TrainingRow",
     "Window",
     "WindowPartial",
 ]
@@ -219,6 +220,7 @@ class RetrainRun(Base):
     __table_args__ = (Index(None, "model", "started_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model: Mapped[str] = mapped_column(ForeignKey(MODEL_FK))
+    request_id: Mapped[str] = mapped_column(String(64), unique=True)  # one run per request
     trigger_alert_id: Mapped[str | None] = mapped_column(ForeignKey("alerts.alert_id"))
     status: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
@@ -227,3 +229,22 @@ class RetrainRun(Base):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     detail: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class TrainingRow(Base):
+    """One prediction event kept for retraining: its features, prediction and label.
+
+    A label can arrive before its prediction: the row then has ``features == {}`` and
+    ``ts_ms`` NULL until the prediction's features complete it.
+    """
+
+    __tablename__ = "training_rows"
+    __table_args__ = (Index(None, "model", "ts_ms"),)
+    model: Mapped[str] = mapped_column(ForeignKey(MODEL_FK), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ts_ms: Mapped[int | None] = mapped_column(BigInteger)  # the prediction's event time
+    features: Mapped[dict[str, Any]] = mapped_column(Json)
+    prediction: Mapped[Any] = mapped_column(Json, nullable=True)
+    label: Mapped[Any] = mapped_column(Json, nullable=True)
+    labelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
