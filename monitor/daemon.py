@@ -27,6 +27,7 @@ import structlog
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from monitor.alerts import AlertPolicyState, OutboxWorker, enqueue
 from monitor.config import Config
 from monitor.errors import KafkaError
 from monitor.ingest.ordering import TimestampMerge
@@ -43,6 +44,7 @@ COMMIT_INTERVAL_S = 1.0  # how often state and offsets are saved while messages 
 COMMIT_SHARE = 0.1  # ...unless saving takes longer: then at most this share of the time
 ORDER_WAIT_S = 2.0  # how long records wait for a lagging partition before going on
 CHECKPOINT_TOPIC, CHECKPOINT_PARTITION = "*", -1  # the state is per model, not per partition
+ALERTS_TOPIC = "__alerts__"  # the alert policies' state rides in the same checkpoints
 
 
 class DaemonStats:
@@ -108,8 +110,15 @@ def run_daemon(
         future.add_errback(failures.append)
 
     pipeline = Pipeline(config, profiles, closed_lines.append, on_dead_letter)
-    pipeline.restore({c.model: c.state for c in store.load_checkpoints(group)
+    saved = store.load_checkpoints(group)
+    pipeline.restore({c.model: c.state for c in saved
                       if (c.topic, c.partition) == (CHECKPOINT_TOPIC, CHECKPOINT_PARTITION)})
+    policies = {m.name: AlertPolicyState(m.name, m.alerts) for m in config.models}
+    for c in saved:
+        if c.topic == ALERTS_TOPIC and c.model in policies:
+            policies[c.model] = AlertPolicyState.from_dict(
+                c.state, config.model(c.model).alerts, c.model)  # type: ignore[union-attr]
+    worker = OutboxWorker(store, config.alerts)
     topics = kafka.topics
     streams = {t: topics.stream_of(t) or "" for t in
                (topics.predictions, topics.features, topics.labels)}
@@ -128,14 +137,27 @@ def run_daemon(
             raise KafkaError(f"a dead letter could not be written: {failures[0]}; "
                              "nothing was committed, nothing is lost")
         lines = list(closed_lines)
+        alerts = [event.to_body() for line in lines
+                  for event in policies[line["model"]].evaluate(line)]
         store.commit_batch(
             group,
             offsets=next_offsets,
-            checkpoints=[Checkpoint(CHECKPOINT_TOPIC, CHECKPOINT_PARTITION, name, state)
-                         for name, state in pipeline.checkpoint().items()],
+            checkpoints=[
+                *(Checkpoint(CHECKPOINT_TOPIC, CHECKPOINT_PARTITION, name, state)
+                  for name, state in pipeline.checkpoint().items()),
+                *(Checkpoint(ALERTS_TOPIC, CHECKPOINT_PARTITION, name, policy.to_dict())
+                  for name, policy in policies.items()),
+            ],
             windows=[WindowLine(line["window_key"], line) for line in lines],
+            alerts=alerts,
+            outbox=enqueue(alerts, config.alerts.routes, store.now()),
         )
         closed_lines.clear()
+        if alerts:
+            worker.wake()
+            for body in alerts:
+                log.info("alert", model=body["model"], kind=body["kind"],
+                         status=body["status"], summary=body["summary"])
         stats.commits += 1
         stats.windows += len(lines)
         for line in lines:
@@ -181,6 +203,7 @@ def run_daemon(
 
     consumer.subscribe(topics=list(streams), listener=SeekToStored(
         consumer, lambda: store.load_offsets(group), on_revoked))
+    worker.start()
     log.info("started", bootstrap=kafka.bootstrap_servers, group=group,
              models=[m.name for m in config.models])
     idle_since = committed_at = time.monotonic()
@@ -220,5 +243,6 @@ def run_daemon(
             sink.close()
         producer.close(timeout=kafka.shutdown_timeout_s)
         consumer.close(autocommit=False)
+        worker.stop()
         store.close()
     return stats

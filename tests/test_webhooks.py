@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
-import orjson
 import pytest
 import structlog
 from jsonschema import Draft202012Validator
@@ -49,6 +44,7 @@ from monitor.config import (
 from monitor.schemas import load_schema
 from monitor.store import Store, open_store
 from monitor.store import tables as t
+from tests.services.webhook_receiver import Receiver, Request
 from tests.test_alert_policy import line
 
 SECRET = "whsec-driftline-test"
@@ -57,69 +53,6 @@ ALERT_SCHEMA = Draft202012Validator(load_schema("alert"))
 
 
 # --- the receiver ------------------------------------------------------------------------
-
-
-@dataclass
-class Request:
-    status: int  # what the receiver answered
-    headers: dict[str, str]
-    raw: bytes
-
-    @property
-    def body(self) -> dict[str, Any]:
-        data: dict[str, Any] = orjson.loads(self.raw)
-        return data
-
-
-class Receiver:
-    """A webhook receiver on 127.0.0.1:<free port> that verifies signatures."""
-
-    def __init__(self, secret: str | None) -> None:
-        self.secret = secret
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.status = 200
-        self.delay_s = 0.0
-        self.requests: list[Request] = []
-        self.in_flight = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/driftline"
-
-    def accepted(self) -> list[Request]:
-        return [r for r in self.requests if 200 <= r.status < 300]
-
-    def start(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                receiver.in_flight.set()
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                time.sleep(receiver.delay_s)
-                signed = receiver.secret is None or verify(
-                    self.headers.get(SIGNATURE_HEADER), raw, receiver.secret, tolerance_s=300
-                )
-                status = receiver.status if signed else 401
-                receiver.requests.append(Request(status, dict(self.headers), raw))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,8 @@
 """What the daemon hands the store, and how contract lines become rows.
 
 ``Partial`` and ``Checkpoint`` are the state the daemon saves per topic partition;
-``WindowLine`` is a closed window's result line (contract section 3) with the window's key.
+``WindowLine`` is a closed window's result line (contract section 3) with the window's key;
+``TrainingRow`` and ``TrainingLabel`` are the halves of a labelled example kept for retrains.
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ __all__ = [
     "Checkpoint",
     "Partial",
     "TopicPartition",
+    "TrainingLabel",
+    "TrainingRow",
     "WindowLine",
     "alert_row",
     "checkpoint_row",
     "feature_rows",
+    "label_row",
     "offset_row",
     "partial_row",
+    "training_row",
     "window_row",
 ]
 
@@ -67,6 +72,33 @@ class WindowLine:
 
     window_key: int
     line: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRow:
+    """A prediction event kept for retraining: its features and prediction.
+
+    ``ts_ms`` is the prediction's event time (epoch milliseconds); ``prediction`` is any
+    JSON value (None when unknown).
+
+    >>> TrainingRow("wine", "e-1", 1_767_225_600_000, {"alcohol": 12.8}, 1).event_id
+    'e-1'
+    """
+
+    model: str
+    event_id: str
+    ts_ms: int
+    features: Mapping[str, Any]
+    prediction: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingLabel:
+    """The ground truth of the prediction event ``event_id`` (a JSON number, string or bool)."""
+
+    model: str
+    event_id: str
+    label: Any
 
 
 def window_row(item: WindowLine, finalised_at: datetime) -> dict[str, Any]:
@@ -178,6 +210,32 @@ def checkpoint_row(group_id: str, checkpoint: Checkpoint, now: datetime) -> dict
         "partition": checkpoint.partition,
         "model": checkpoint.model,
         "state": checkpoint.state,
+        "updated_at": now,
+    }
+
+
+def training_row(row: TrainingRow, now: datetime) -> dict[str, Any]:
+    """A ``training_rows`` row of a prediction event (its label is set apart)."""
+    return {
+        "model": row.model,
+        "event_id": row.event_id,
+        "ts_ms": int(row.ts_ms),
+        "features": dict(row.features),
+        "prediction": row.prediction,
+        "updated_at": now,
+    }
+
+
+def label_row(label: TrainingLabel, now: datetime) -> dict[str, Any]:
+    """A ``training_rows`` row holding only a label (what it is when the label comes first)."""
+    return {
+        "model": label.model,
+        "event_id": label.event_id,
+        "ts_ms": None,
+        "features": {},
+        "prediction": None,
+        "label": label.label,
+        "labelled_at": now,
         "updated_at": now,
     }
 

@@ -2,7 +2,7 @@
 
 Exactly-once effect: ``commit_batch`` writes the consumer offsets of a batch in the same
 transaction as everything that batch changed (window partials, join checkpoints, closed
-windows and their feature scores, alerts) and deletes the partials of windows it finalises.
+windows and their feature scores, alerts, training rows and labels) and deletes the partials of windows it finalises.
 Either all of it is saved or none of it; after a crash the daemon resumes from the saved
 offsets with the saved state, so no message counts twice or is lost.
 
@@ -26,6 +26,8 @@ from typing import Any
 from sqlalchemy import Engine, Table, and_, delete, insert, or_, select
 from sqlalchemy.engine import Connection
 
+from monitor.errors import StoreError
+from monitor.store import retrains, training
 from monitor.store import tables as t
 from monitor.store.failures import store_errors
 from monitor.store.records import (
@@ -33,6 +35,8 @@ from monitor.store.records import (
     Checkpoint,
     Partial,
     TopicPartition,
+    TrainingLabel,
+    TrainingRow,
     WindowLine,
     alert_row,
     checkpoint_row,
@@ -137,6 +141,8 @@ class Store:
         finalised: Iterable[tuple[str, int]] = (),
         alerts: Sequence[Mapping[str, Any]] = (),
         outbox: Sequence[Mapping[str, Any]] = (),
+        training_rows: Sequence[TrainingRow] = (),
+        training_labels: Sequence[TrainingLabel] = (),
     ) -> None:
         """Save the effect of one batch and its offsets in ONE transaction.
 
@@ -147,7 +153,9 @@ class Store:
         deleted, after the upserts: a window both updated and finalised here ends deleted.
         ``alerts`` are contract alert bodies, upserted by ``alert_id``. ``outbox`` rows
         (``{"alert_id", "route", "body"}``, from ``monitor.alerts.outbox.enqueue``) are
-        deliveries of those alerts, inserted due now.
+        deliveries of those alerts, inserted due now. ``training_rows`` (features and
+        prediction) are upserted, then ``training_labels`` applied, by (model, event_id); a
+        label may come first and its features later (``monitor.store.training`` has the rules).
         """
         now = self.now()
         with self.writing(f"saving a batch of consumer group {group_id!r}") as conn:
@@ -190,6 +198,7 @@ class Store:
                     for row in outbox
                 ]  # fmt: skip
                 conn.execute(insert(t.Outbox), deliveries)
+            training.save_training(conn, training_rows, training_labels, now)
             upsert(
                 conn,
                 _table("consumer_offsets"),
@@ -243,8 +252,9 @@ class Store:
         ]
 
     def prune(self, older_than: datetime) -> dict[str, int]:
-        """Retention: delete partials, checkpoints and finished deliveries last written
-        before ``older_than``; closed windows and their scores are kept. Returns counts."""
+        """Retention: delete partials, checkpoints, finished deliveries and training rows last
+        written before ``older_than``; closed windows, their scores and retrain runs are
+        kept. Returns the count deleted per table."""
         cutoff = as_utc(older_than)
         o = t.Outbox
         statements = {
@@ -258,6 +268,76 @@ class Store:
                     and_(o.gave_up_at.is_not(None), o.gave_up_at < cutoff),
                 )
             ),
+            "training_rows": training.prune_statement(cutoff),
         }
         with self.writing(f"pruning rows older than {cutoff.isoformat()}") as conn:
             return {name: conn.execute(stmt).rowcount for name, stmt in statements.items()}
+
+    # --- training rows and retrain runs --------------------------------------------------
+
+    def recent_training_rows(
+        self, model: str, since_ms: int | None = None, limit: int = 100_000
+    ) -> list[dict[str, Any]]:
+        """The newest ``limit`` labelled rows of ``model`` whose prediction time is at or
+        after ``since_ms`` (epoch ms), oldest first: ``{"event_id", "ts_ms", "features",
+        "prediction", "label"}``. Rows whose features have not arrived are left out."""
+        with self.reading(f"reading the training rows of {model!r}") as conn:
+            return training.recent_rows(conn, model, since_ms, limit)
+
+    def start_retrain_run(
+        self,
+        model: str,
+        request_id: str,
+        trigger_alert_id: str | None,
+        started_at: datetime,
+    ) -> tuple[int, bool]:
+        """Record a running retrain of ``request_id`` (at most 64 characters).
+
+        Returns ``(run_id, True)``, or ``(run_id, False)`` when the request already had a
+        run (started before a restart, say): no second run is made. ``trigger_alert_id``
+        must be a saved alert (or None for a manual request).
+        """
+        with self.writing(f"starting retrain request {request_id!r} of {model!r}") as conn:
+            return retrains.start(conn, model, request_id, trigger_alert_id, started_at)
+
+    def finish_retrain_run(
+        self,
+        run_id: int,
+        status: str,
+        mlflow_run_id: str | None,
+        registered_version: str | None,
+        promoted: bool,
+        detail: Mapping[str, Any] | None,
+        finished_at: datetime,
+    ) -> None:
+        """Record the outcome of a run: ``status`` is ``succeeded`` or ``failed``; finishing a
+        run again overwrites its outcome. Raises ``StoreError`` for an unknown ``run_id``."""
+        with self.writing(f"finishing retrain run {run_id}") as conn:
+            found = retrains.finish(
+                conn,
+                run_id,
+                status=status,
+                mlflow_run_id=mlflow_run_id,
+                registered_version=registered_version,
+                promoted=promoted,
+                detail=detail,
+                finished_at=finished_at,
+            )
+            if not found:
+                raise StoreError(
+                    f"store {self!r}: there is no retrain run {run_id} to finish; "
+                    "pass the id start_retrain_run returned"
+                )
+
+    def retrain_runs(self, model: str, since: datetime | None = None) -> list[dict[str, Any]]:
+        """The runs of ``model`` started at or after ``since``, oldest first (JSON-able)."""
+        with self.reading(f"reading the retrain runs of {model!r}") as conn:
+            rows = conn.execute(retrains.newest_first(model, since)).mappings().all()
+        return [retrains.run_dict(row) for row in reversed(rows)]
+
+    def running_retrain(self, model: str) -> dict[str, Any] | None:
+        """The newest unfinished run of ``model`` (JSON-able), or None."""
+        query = retrains.newest_first(model, running=True).limit(1)
+        with self.reading(f"reading the running retrain of {model!r}") as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else retrains.run_dict(row)

@@ -2,6 +2,7 @@
 
 SQLAlchemy has the statement per dialect (``sqlalchemy.dialects.sqlite.insert`` and
 ``sqlalchemy.dialects.postgresql.insert``); ``upsert`` picks the one of the connection.
+``dialect_insert`` gives that statement for conflict rules ``upsert`` cannot say.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-__all__ = ["upsert"]
+__all__ = ["dialect_insert", "upsert"]
 
 
 def upsert(
@@ -30,13 +31,7 @@ def upsert(
     """
     if not rows:
         return
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(table)
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table)
-    else:  # engine_url() admits only these two
-        raise ValueError(f"no upsert for the {dialect} dialect")
+    stmt = dialect_insert(conn, table)
     columns = [c.name for c in table.columns if c.name not in keys] if update is None else update
     if columns:
         stmt = stmt.on_conflict_do_update(
@@ -45,3 +40,14 @@ def upsert(
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
     conn.execute(stmt, [dict(row) for row in rows])
+
+
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    """The ``INSERT`` of ``conn``'s dialect, with ``on_conflict_do_update`` and ``excluded``."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    # engine_url() admits only these two
+    raise ValueError(f"no upsert for the {dialect} dialect")

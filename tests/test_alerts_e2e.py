@@ -1,0 +1,99 @@
+"""End to end on the real broker: drift in the stream, one signed `drift` alert per episode
+at a real receiver, and a `resolved` notice once the stream is healthy again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from kafka import KafkaProducer
+
+from monitor.synthetic import Shift, events, reference_frame
+from tests.services.webhook_receiver import Receiver
+
+pytestmark = pytest.mark.kafka
+
+SECRET = "whsec-e2e"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    running = Receiver(SECRET)
+    running.start()
+    yield running
+    running.stop()
+
+
+def phase(n: int, name: str, start_ms: int, shift: Shift | None) -> list[tuple[str, Any]]:
+    out = []
+    for stream, event in events(n, n_numeric=5, seed=len(name), start_ms=start_ms,
+                                shift=shift, label_every=10**9):
+        if stream == "predictions":
+            out.append((stream, {**event, "event_id": f"{name}-{event['event_id']}"}))
+    return out
+
+
+def test_a_drift_episode_sends_one_signed_alert_and_one_resolved_notice(
+    kafka_broker: Any, kafka_topics: Any, receiver: Receiver, tmp_path: Path
+) -> None:
+    topics = kafka_topics()
+    reference_frame(5000, n_numeric=5, seed=3).to_csv(tmp_path / "ref.csv", index=False)
+    config = tmp_path / "driftline.yaml"
+    config.write_text(f"""
+kafka:
+  bootstrap_servers: "{kafka_broker.bootstrap}"
+  group_id: e2e
+  topics: {{predictions: {topics['predictions']}, features: {topics['features']},
+           labels: {topics['labels']}}}
+  poll_timeout_ms: 200
+alerts:
+  routes:
+    - {{name: oncall, url: "{receiver.url}", secret_env: E2E_SECRET}}
+  delivery: {{initial_backoff: 100ms, max_backoff: 1s}}
+models:
+  - name: m
+    task: classification
+    reference: {{path: ref.csv, target: target, prediction: prediction,
+                 probability: probability}}
+    window: {{size: 500, grace: 0s}}
+    alerts:
+      drift: {{pending: 1, keep_firing: 2, cooldown: 0s}}
+""")
+    t0 = 1_767_225_600_000
+    drifted = Shift(start=0, features=[0, 1, 2], sd=1.0)
+    stream = (phase(2000, "calm", t0, None) + phase(2000, "drift", t0 + 10**6, drifted)
+              + phase(2000, "calm-again", t0 + 2 * 10**6, None))
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, linger_ms=20)
+    for name, event in stream:
+        producer.send(topics[name], key=event["event_id"].encode(), value=orjson.dumps(event))
+    producer.flush()
+    producer.close()
+
+    log = (tmp_path / "daemon.log").open("wb")
+    proc = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "run", "--config", str(config), "--max-idle", "3",
+         "--cache-dir", str(tmp_path / "cache")],
+        env={**os.environ, "E2E_SECRET": SECRET}, stdout=log, stderr=log, timeout=300)
+    assert proc.returncode == 0, (tmp_path / "daemon.log").read_text()[-3000:]
+
+    deadline = time.monotonic() + 30  # the outbox worker sends on its own thread
+    while time.monotonic() < deadline and len(receiver.accepted()) < 2:
+        time.sleep(0.2)
+    # every request carried a valid signature (the receiver answers 401 otherwise)
+    assert receiver.requests
+    assert all(r.status == 200 for r in receiver.requests)
+    notices = Counter((r.body["kind"], r.body["status"]) for r in receiver.accepted())
+    assert notices == {("drift", "firing"): 1, ("drift", "resolved"): 1}
+    firing, resolved = (r.body for r in receiver.accepted())
+    assert firing["alert_id"] == resolved["alert_id"]
+    assert firing["model"] == "m"
+    assert {"f0", "f1", "f2"} <= set(firing["details"]["features"])
+    assert firing["window_start"] >= "2026-01-01T00:16:40Z"  # a window of the drift phase
