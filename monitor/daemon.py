@@ -33,8 +33,10 @@ from monitor.errors import KafkaError
 from monitor.ingest.ordering import TimestampMerge
 from monitor.kafka_io import SeekToStored, dlq_headers, make_consumer, make_producer
 from monitor.pipeline import Message, Pipeline
+from monitor.rebaseline import champion_profile
 from monitor.replay import load_profiles
-from monitor.store import Checkpoint, WindowLine, open_store
+from monitor.retrain_trigger import RetrainTrigger
+from monitor.store import Checkpoint, TrainingLabel, TrainingRow, WindowLine, open_store
 
 __all__ = ["CHECKPOINT_PARTITION", "CHECKPOINT_TOPIC", "DaemonStats", "run_daemon"]
 
@@ -109,7 +111,12 @@ def run_daemon(
                                headers=dlq_headers(message, reason, detail))
         future.add_errback(failures.append)
 
-    pipeline = Pipeline(config, profiles, closed_lines.append, on_dead_letter)
+    retraining = any(m.retrain.enabled for m in config.models)
+    pipeline = Pipeline(config, profiles, closed_lines.append, on_dead_letter,
+                        collect_training=retraining)
+    trigger = RetrainTrigger(config, store, cache_dir / "retrain") if retraining else None
+    if trigger is not None:
+        trigger.recover()
     saved = store.load_checkpoints(group)
     pipeline.restore({c.model: c.state for c in saved
                       if (c.topic, c.partition) == (CHECKPOINT_TOPIC, CHECKPOINT_PARTITION)})
@@ -139,6 +146,7 @@ def run_daemon(
         lines = list(closed_lines)
         alerts = [event.to_body() for line in lines
                   for event in policies[line["model"]].evaluate(line)]
+        rows, labels = pipeline.training.drain() if pipeline.training else ([], [])
         store.commit_batch(
             group,
             offsets=next_offsets,
@@ -151,8 +159,12 @@ def run_daemon(
             windows=[WindowLine(line["window_key"], line) for line in lines],
             alerts=alerts,
             outbox=enqueue(alerts, config.alerts.routes, store.now()),
+            training_rows=[TrainingRow(*row) for row in rows],
+            training_labels=[TrainingLabel(*label) for label in labels],
         )
         closed_lines.clear()
+        if trigger is not None:
+            raise_alerts(trigger.consider(alerts))
         if alerts:
             worker.wake()
             for body in alerts:
@@ -172,6 +184,28 @@ def run_daemon(
             consumer.commit(offsets={TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
                                      for (t, p), o in next_offsets.items()})
         return time.monotonic() - started
+
+    def raise_alerts(bodies: list[dict[str, Any]]) -> None:
+        """Alerts not tied to a window (retrain outcomes): saved and queued at once."""
+        if bodies:
+            store.commit_batch(group, alerts=bodies,
+                               outbox=enqueue(bodies, config.alerts.routes, store.now()))
+            worker.wake()
+            for body in bodies:
+                log.info("alert", model=body["model"], kind=body["kind"],
+                         status=body["status"], summary=body["summary"])
+
+    def collect_retrains() -> None:
+        if trigger is None:
+            return
+        bodies, outcomes = trigger.poll()
+        raise_alerts(bodies)
+        for outcome in outcomes:
+            if outcome.promoted:
+                model = config.model(outcome.model)
+                assert model is not None
+                pipeline.rebaseline(model.name, champion_profile(model))
+                log.info("rebaselined", model=model.name, version=outcome.version)
 
     merge: TimestampMerge[TopicPartition] = TimestampMerge()
 
@@ -215,6 +249,7 @@ def run_daemon(
                 batch = consumer.poll(timeout_ms=kafka.poll_timeout_ms,
                                       max_records=kafka.poll_max_records)
                 now = time.monotonic()
+                collect_retrains()
                 for tp, records in batch.items():
                     merge.add(tp, [(r.offset, r.timestamp, r) for r in records])
                 if batch or not consumer.assignment():  # idle counts once partitions are ours
@@ -243,6 +278,8 @@ def run_daemon(
             sink.close()
         producer.close(timeout=kafka.shutdown_timeout_s)
         consumer.close(autocommit=False)
+        if trigger is not None:
+            trigger.stop()
         worker.stop()
         store.close()
     return stats

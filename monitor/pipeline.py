@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.config import Config, ModelConfig
@@ -23,7 +23,7 @@ from monitor.ingest.join import JoinBuffer
 from monitor.windows.assigner import WindowAssigner
 from monitor.windows.window import Window
 
-__all__ = ["Message", "Pipeline"]
+__all__ = ["Message", "Pipeline", "TrainingBuffer"]
 
 _NEVER = 2**62  # a deadline no clock reaches
 _RECHECK = -(2**62)  # forces the next close check to scan the open windows
@@ -43,6 +43,21 @@ class Message:
     offset: int = 0
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(slots=True)
+class TrainingBuffer:
+    """Joined rows for the retrain job since the last drain: predictions with their
+    features ``(model, event_id, ts_ms, features, prediction)`` and labels
+    ``(model, event_id, label)``; the daemon saves them with each commit."""
+
+    rows: list[tuple[str, str, int, Any, Any]] = field(default_factory=list)
+    labels: list[tuple[str, str, Any]] = field(default_factory=list)
+
+    def drain(self) -> tuple[list[tuple[str, str, int, Any, Any]], list[tuple[str, str, Any]]]:
+        rows, labels = self.rows, self.labels
+        self.rows, self.labels = [], []
+        return rows, labels
 
 
 @dataclass(slots=True)
@@ -79,6 +94,8 @@ class _ModelPipeline:
         self.open: dict[int, Window] = {}
         self.closed: list[Window] = []  # closed windows that may still get labels
         self.clock_ms = -(2**62)
+        # joined rows kept for the retrain job, when it is on and the core collects them
+        self.training = core.training if model.retrain.enabled else None
         self._next_deadline = _RECHECK  # clock value up to which no window is due
         self._expired_at = self.clock_ms
 
@@ -114,9 +131,12 @@ class _ModelPipeline:
             if self.assigner.by_count and self.assigner.is_full(window.key):
                 self._next_deadline = _RECHECK
         joined.put(event.event_id, event.ts_ms, remembered)
+        if self.training is not None and features is not None:
+            self.training.rows.append(
+                (self.model.name, event.event_id, event.ts_ms, features, remembered.prediction))
         label = self.join.take("labels", event.event_id)
         if label is not None:
-            self._apply_label(remembered, label)
+            self._apply_label(event.event_id, remembered, label)
         self._close_due()
 
     def on_features(self, event: Event, message: Message) -> None:
@@ -129,6 +149,9 @@ class _ModelPipeline:
             self.core.counts["duplicate_features"] += 1
         else:
             remembered.has_features = True
+            if self.training is not None:
+                self.training.rows.append((self.model.name, event.event_id, event.ts_ms,
+                                           features, remembered.prediction))
             window = remembered.window
             if window is None or window.closed:
                 self.core.counts["late_features"] += 1
@@ -142,13 +165,15 @@ class _ModelPipeline:
         if remembered is None:
             self.join.hold("labels", event.event_id, event.ts_ms, label)
         else:
-            self._apply_label(remembered, label)
+            self._apply_label(event.event_id, remembered, label)
 
-    def _apply_label(self, remembered: _Remembered, label: Any) -> None:
+    def _apply_label(self, event_id: str, remembered: _Remembered, label: Any) -> None:
         if remembered.labelled:
             self.core.counts["duplicate_labels"] += 1
             return
         remembered.labelled = True
+        if self.training is not None:
+            self.training.labels.append((self.model.name, event_id, label))
         window = remembered.window
         if window is None:
             self.core.counts["labels_of_late_predictions"] += 1
@@ -276,8 +301,11 @@ class Pipeline:
         profiles: Mapping[str, ReferenceProfile],
         on_window: WindowSink,
         on_dead_letter: DeadLetterSink,
+        *,
+        collect_training: bool = False,
     ) -> None:
         self.config = config
+        self.training: TrainingBuffer | None = TrainingBuffer() if collect_training else None
         self.on_window = on_window
         self.on_dead_letter = on_dead_letter
         self.decoder = Decoder((m.name for m in config.models), config.kafka.max_message_bytes)
@@ -322,6 +350,11 @@ class Pipeline:
             model.close_all()
             model.drain_pending()
         self.emit_revisions()
+
+    def rebaseline(self, model: str, profile: ReferenceProfile) -> None:
+        """Score windows opened from now on against ``profile`` (a new champion's
+        reference); open windows keep the profile they started with."""
+        self.models[model].profile = profile
 
     def checkpoint(self) -> dict[str, dict[str, Any]]:
         """Per model, the state to save with the offsets (the counters ride on each)."""

@@ -106,7 +106,7 @@ def test_every_bad_message_reaches_its_dlq_and_every_good_one_counts_once(
 ) -> None:
     topics = kafka_topics()
     bootstrap = kafka_broker.bootstrap
-    config = write_config(tmp_path, bootstrap, topics, size=500)
+    config = write_config(tmp_path, bootstrap, topics, size=500, grace="5s")
     n_predictions = 6_400
     good = list(events(n_predictions, n_numeric=N_FEATURES, seed=3, features_inline=False,
                        label_every=1, label_delay=50))

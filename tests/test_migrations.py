@@ -11,7 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Engine, Integer, MetaData, String, inspect
+from sqlalchemy import Column, Engine, Integer, MetaData, String, insert, inspect, select
 
 from monitor.config import StoreSettings
 from monitor.store import Partial, open_store, queries
@@ -89,6 +89,29 @@ class TestUpgrade:
             assert store.load_offsets("g") == {("p", 0): 12}
             assert [p.state for p in store.load_partials()] == [{"n": 1}]
             assert [m["name"] for m in queries.models(store)] == ["wine"]
+
+
+class TestRevision0003:
+    def test_retrain_runs_saved_before_it_get_a_request_id_each(self, engine):
+        upgrade(engine, "0002")
+        with engine.begin() as conn:
+            old = MetaData()
+            old.reflect(conn, only=["models", "retrain_runs"])
+            conn.execute(
+                insert(old.tables["models"]), {"name": "wine", "task": "x", "created_at": T0}
+            )
+            run = {"model": "wine", "status": "failed", "promoted": False, "started_at": T0}
+            conn.execute(insert(old.tables["retrain_runs"]), [run, run])
+
+        upgrade(engine, "0003")
+        with engine.connect() as conn:
+            runs = conn.execute(select(Base.metadata.tables["retrain_runs"])).mappings().all()
+        assert sorted((r["id"], r["request_id"]) for r in runs) == [(1, "run-1"), (2, "run-2")]
+
+        downgrade(engine, "0002")
+        with engine.connect() as conn:
+            kept = conn.execute(select(old.tables["retrain_runs"].c.id)).scalars().all()
+        assert sorted(kept) == [1, 2]
 
 
 class TestDowngrade:

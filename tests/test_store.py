@@ -390,7 +390,12 @@ class TestPrune:
 
         pruned = store.prune(older_than=clock.now - timedelta(days=7))
 
-        assert pruned == {"window_partials": 1, "pipeline_checkpoints": 1, "outbox": 0}
+        assert pruned == {
+            "window_partials": 1,
+            "pipeline_checkpoints": 1,
+            "outbox": 0,
+            "training_rows": 0,
+        }
         assert [p.state for p in store.load_partials()] == [{"new": 1}]
         assert [c.state for c in store.load_checkpoints("g")] == [{"new": 1}]
         assert [w["window_key"] for w in queries.windows(store, "wine")] == [0]

@@ -12,7 +12,16 @@ from __future__ import annotations
 
 from monitor.store import queries
 from monitor.store.db import open_store
-from monitor.store.records import Checkpoint, Partial, WindowLine
+from monitor.store.records import Checkpoint, Partial, TrainingLabel, TrainingRow, WindowLine
 from monitor.store.repository import Store
 
-__all__ = ["Checkpoint", "Partial", "Store", "WindowLine", "open_store", "queries"]
+__all__ = [
+    "Checkpoint",
+    "Partial",
+    "Store",
+    "TrainingLabel",
+    "TrainingRow",
+    "WindowLine",
+    "open_store",
+    "queries",
+]

@@ -13,11 +13,12 @@ from typing import Any
 
 from sqlalchemy import Select, and_, func, select
 
+from monitor.store import retrains as runs
 from monitor.store import tables as t
 from monitor.store.repository import Store
 from monitor.store.utc import as_utc, rfc3339
 
-__all__ = ["alerts", "health", "models", "windows"]
+__all__ = ["alerts", "health", "models", "retrains", "windows"]
 
 DEFAULT_LIMIT = 1000
 W = t.Window
@@ -137,6 +138,18 @@ def alerts(
         {key: rfc3339(value) if key in times else value for key, value in row.items()}
         for row in reversed(rows)
     ]
+
+
+def retrains(
+    store: Store,
+    model: str | None = None,
+    since: datetime | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> list[dict[str, Any]]:
+    """Retrain runs (of one model, started at or after ``since``), oldest first."""
+    with store.reading("reading retrain runs") as conn:
+        rows = conn.execute(runs.newest_first(model, since).limit(limit)).mappings().all()
+    return [runs.run_dict(row) for row in reversed(rows)]
 
 
 def _window_query(

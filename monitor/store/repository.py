@@ -2,9 +2,10 @@
 
 Exactly-once effect: ``commit_batch`` writes the consumer offsets of a batch in the same
 transaction as everything that batch changed (window partials, join checkpoints, closed
-windows and their feature scores, alerts, training rows and labels) and deletes the partials of windows it finalises.
-Either all of it is saved or none of it; after a crash the daemon resumes from the saved
-offsets with the saved state, so no message counts twice or is lost.
+windows and their feature scores, alerts, training rows and labels) and deletes the
+partials of windows it finalises. Either all of it is saved or none of it; after a crash
+the daemon resumes from the saved offsets with the saved state, so no message counts twice
+or is lost.
 
     store = open_store(config.store)
     store.commit_batch(
@@ -304,6 +305,7 @@ class Store:
         self,
         run_id: int,
         status: str,
+        *,
         mlflow_run_id: str | None,
         registered_version: str | None,
         promoted: bool,

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from monitor.store import tables as t
 from monitor.store.upsert import dialect_insert
@@ -99,7 +99,7 @@ def newest_first(
     return query
 
 
-def run_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+def run_dict(row: RowMapping) -> dict[str, Any]:
     """A run as plain JSON-able values."""
     return {
         **row,

@@ -2,11 +2,11 @@
 
 Conventions: every timestamp is a :class:`~monitor.store.utc.UtcDateTime` (aware UTC);
 JSON columns use ``sqlalchemy.JSON`` (``json`` on PostgreSQL, text on SQLite) and hold plain
-dicts, with SQL NULL for "none"; constraint names follow ``NAMING`` so migrations can name
-them on both backends. A ``window_key`` is the pipeline's integer key of a window (a count
-for count windows, ``start // duration`` for duration windows). The migrations in
-``migrations/versions/`` must create exactly these tables; ``tests/test_migrations.py``
-checks that they agree.
+dicts, with SQL NULL for "none" (:class:`JsonValue` wraps any other JSON value in a dict);
+constraint names follow ``NAMING`` so migrations can name them on both backends. A
+``window_key`` is the pipeline's integer key of a window (a count for count windows,
+``start // duration`` for duration windows). The migrations in ``migrations/versions/``
+must create exactly these tables; ``tests/test_migrations.py`` checks that they agree.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from monitor.store.utc import UtcDateTime
 
@@ -36,6 +38,7 @@ __all__ = [
     "Base",
     "ConsumerOffset",
     "FeatureScore",
+    "JsonValue",
     "Model",
     "ModelVersion",
     "Outbox",
@@ -61,6 +64,23 @@ Version = String(100)
 Topic = String(249)  # Kafka's limit
 GroupId = String(255)
 MODEL_FK = "models.name"
+
+
+class JsonValue(TypeDecorator[Any]):
+    """Any JSON value but null, stored as ``{"value": v}`` in a JSON column (None is NULL).
+
+    SQLite gives a JSON column NUMERIC affinity: a bare ``1.0`` would be stored as the
+    integer 1 and a bare number could not be read back as JSON. In an object it stays text.
+    """
+
+    impl = Json
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> dict[str, Any] | None:
+        return None if value is None else {"value": value}
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else value["value"]
 
 
 class Base(DeclarativeBase):
@@ -244,7 +264,7 @@ class TrainingRow(Base):
     event_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     ts_ms: Mapped[int | None] = mapped_column(BigInteger)  # the prediction's event time
     features: Mapped[dict[str, Any]] = mapped_column(Json)
-    prediction: Mapped[Any] = mapped_column(Json, nullable=True)
-    label: Mapped[Any] = mapped_column(Json, nullable=True)
+    prediction: Mapped[Any] = mapped_column(JsonValue, nullable=True)
+    label: Mapped[Any] = mapped_column(JsonValue, nullable=True)
     labelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -1,0 +1,178 @@
+"""Start retrains on alerts, out of the consumer loop, with guard rails against storms.
+
+A firing alert of a kind listed in ``retrain.on`` starts ``driftline retrain`` for its model
+in a child process, unless one is already running for that model, the last one started
+less than ``retrain.cooldown`` ago, or ``retrain.max_per_day`` ran in the last 24 hours
+(a circuit breaker). The request id is derived from the alert, so a restarted daemon never
+starts the same retrain twice. The recent labelled rows the job trains on come from the
+store (``training_rows``, within ``retrain.horizon``), handed over as a Parquet file.
+
+``poll()`` collects finished children: their JSON outcome is recorded in ``retrain_runs``
+and turned into alerts (``retrain_succeeded``/``retrain_failed``, ``model_promoted``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import pandas as pd
+import structlog
+
+from monitor.config import Config, ModelConfig
+from monitor.store import Store
+from retrain.outcome import RetrainOutcome, RetrainRequest, outcome_alerts, started_alert
+
+__all__ = ["RetrainTrigger"]
+
+log = structlog.get_logger("driftline.retrain")
+
+
+@dataclass
+class _Running:
+    run_id: int
+    request: RetrainRequest
+    process: subprocess.Popen[bytes]
+    stdout: IO[bytes]
+    stderr: IO[bytes]
+    stdout_path: Path
+    stderr_path: Path
+
+
+def request_id(alert_id: str) -> str:
+    return "rt-" + hashlib.sha256(alert_id.encode()).hexdigest()[:40]
+
+
+class RetrainTrigger:
+    def __init__(self, config: Config, store: Store, workdir: Path,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.store = store
+        self.workdir = workdir
+        self.clock = clock
+        self.running: dict[str, _Running] = {}
+
+    def recover(self) -> None:
+        """Runs left unfinished by a daemon that stopped: their child died with it."""
+        for model in self.config.models:
+            orphan = self.store.running_retrain(model.name)
+            if orphan is not None:
+                self.store.finish_retrain_run(
+                    orphan["id"], "failed", mlflow_run_id=None, registered_version=None,
+                    promoted=False, detail={"reason": "the daemon stopped while it ran"},
+                    finished_at=datetime.fromtimestamp(self.clock(), UTC))
+
+    def consider(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Start what these newly raised alerts ask for; returns `retrain_started` bodies."""
+        started = []
+        for body in alerts:
+            model = self.config.model(body["model"])
+            if model is None or body["status"] != "firing":
+                continue
+            settings = model.retrain
+            if not settings.enabled or body["kind"] not in settings.on:
+                continue
+            why_not = self._blocked(model)
+            if why_not:
+                log.info("retrain_skipped", model=model.name, alert_id=body["alert_id"],
+                         reason=why_not)
+                continue
+            request = RetrainRequest(
+                model=model.name, request_id=request_id(body["alert_id"]),
+                trigger_alert_id=body["alert_id"], trigger_kind=body["kind"],
+                window_start=body.get("window_start"), window_end=body.get("window_end"))
+            now = datetime.fromtimestamp(self.clock(), UTC)
+            run_id, created = self.store.start_retrain_run(
+                model.name, request.request_id, body["alert_id"], now)
+            if not created:
+                continue  # started before a restart: never twice
+            self.running[model.name] = self._launch(model, request, run_id)
+            started.append(started_alert(request, settings.registered_model or model.name))
+            log.info("retrain_started", model=model.name, request_id=request.request_id)
+        return started
+
+    def _blocked(self, model: ModelConfig) -> str | None:
+        if model.name in self.running or self.store.running_retrain(model.name) is not None:
+            return "a retrain of this model is running"
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        runs = self.store.retrain_runs(model.name, since=now - timedelta(days=1))
+        if len(runs) >= model.retrain.max_per_day:
+            return f"max_per_day ({model.retrain.max_per_day}) reached"
+        if runs:
+            last = datetime.fromisoformat(runs[-1]["started_at"].replace("Z", "+00:00"))
+            if (now - last).total_seconds() < model.retrain.cooldown_s:
+                return f"cooldown of {model.retrain.cooldown_s:.0f} s since the last retrain"
+        return None
+
+    def _recent_rows(self, model: ModelConfig) -> Path:
+        since_ms = int((self.clock() - model.retrain.horizon_s) * 1000)
+        rows = self.store.recent_training_rows(model.name, since_ms=since_ms)
+        target = model.reference.target or "target"
+        frame = pd.DataFrame([{**row["features"], target: row["label"],
+                               "timestamp": row["ts_ms"]} for row in rows])
+        path = self.workdir / f"{model.name}-recent.parquet"
+        frame.to_parquet(path, index=False)
+        return path
+
+    def _launch(self, model: ModelConfig, request: RetrainRequest, run_id: int) -> _Running:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        assert self.config.path is not None, "the daemon runs from a config file"
+        cmd = [sys.executable, "-m", "monitor.cli", "retrain", "--config",
+               str(self.config.path), "--model", model.name,
+               "--recent", str(self._recent_rows(model)),
+               "--request-id", request.request_id,
+               "--trigger-alert-id", request.trigger_alert_id or ""]
+        stdout_path = self.workdir / f"{request.request_id}.json"
+        stderr_path = self.workdir / f"{request.request_id}.log"
+        stdout, stderr = stdout_path.open("wb"), stderr_path.open("wb")
+        process = subprocess.Popen(cmd, stdout=stdout, stderr=stderr)
+        return _Running(run_id, request, process, stdout, stderr, stdout_path, stderr_path)
+
+    def poll(self) -> tuple[list[dict[str, Any]], list[RetrainOutcome]]:
+        """Alerts of finished retrains, and their outcomes (to re-baseline on promotion)."""
+        alerts, outcomes = [], []
+        for name, running in list(self.running.items()):
+            code = running.process.poll()
+            if code is None:
+                continue
+            del self.running[name]
+            running.stdout.close()
+            running.stderr.close()
+            outcome = self._outcome(running, code)
+            self.store.finish_retrain_run(
+                running.run_id, outcome.status, mlflow_run_id=outcome.run_id,
+                registered_version=outcome.version, promoted=outcome.promoted,
+                detail=outcome.to_dict(), finished_at=datetime.fromtimestamp(self.clock(), UTC))
+            log.info("retrain_finished", model=name, status=outcome.status,
+                     version=outcome.version, promoted=outcome.promoted, reason=outcome.reason)
+            alerts.extend(outcome_alerts(outcome, running.request))
+            outcomes.append(outcome)
+        return alerts, outcomes
+
+    def _outcome(self, running: _Running, code: int) -> RetrainOutcome:
+        try:
+            return RetrainOutcome(**orjson.loads(running.stdout_path.read_bytes()))
+        except (orjson.JSONDecodeError, TypeError, OSError):
+            tail = running.stderr_path.read_text(errors="replace")[-2000:]
+            model = self.config.model(running.request.model)
+            registered = (model.retrain.registered_model if model else None) \
+                or running.request.model
+            return RetrainOutcome(
+                status="failed", model=running.request.model, registered_model=registered,
+                reason=f"the retrain process exited with code {code}: {tail.strip()}")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Let running retrains finish their current step; they are recorded on restart."""
+        for running in self.running.values():
+            try:
+                running.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                running.process.terminate()
