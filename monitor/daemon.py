@@ -164,7 +164,7 @@ def run_daemon(
         )
         closed_lines.clear()
         if trigger is not None:
-            raise_alerts(trigger.consider(alerts))
+            raise_alerts(trigger.consider(alerts, pipeline.as_of_ms))
         if alerts:
             worker.wake()
             for body in alerts:
@@ -252,8 +252,8 @@ def run_daemon(
                 collect_retrains()
                 for tp, records in batch.items():
                     merge.add(tp, [(r.offset, r.timestamp, r) for r in records])
-                if batch or not consumer.assignment():  # idle counts once partitions are ours
-                    idle_since = now
+                if batch or not consumer.assignment() or (trigger and trigger.running):
+                    idle_since = now  # idle counts once partitions are ours and no retrain runs
                 if batch:
                     stats.first_message_at = stats.first_message_at or now
                     feed(list(merge.drain(lagging())))

@@ -70,8 +70,12 @@ class RetrainTrigger:
                     promoted=False, detail={"reason": "the daemon stopped while it ran"},
                     finished_at=datetime.fromtimestamp(self.clock(), UTC))
 
-    def consider(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Start what these newly raised alerts ask for; returns `retrain_started` bodies."""
+    def consider(self, alerts: list[dict[str, Any]], event_time_ms: int
+                 ) -> list[dict[str, Any]]:
+        """Start what these newly raised alerts ask for; returns `retrain_started` bodies.
+
+        ``event_time_ms``: the newest event time seen; the training horizon ends there.
+        """
         started = []
         for body in alerts:
             model = self.config.model(body["model"])
@@ -94,7 +98,7 @@ class RetrainTrigger:
                 model.name, request.request_id, body["alert_id"], now)
             if not created:
                 continue  # started before a restart: never twice
-            self.running[model.name] = self._launch(model, request, run_id)
+            self.running[model.name] = self._launch(model, request, run_id, event_time_ms)
             started.append(started_alert(request, settings.registered_model or model.name))
             log.info("retrain_started", model=model.name, request_id=request.request_id)
         return started
@@ -112,9 +116,11 @@ class RetrainTrigger:
                 return f"cooldown of {model.retrain.cooldown_s:.0f} s since the last retrain"
         return None
 
-    def _recent_rows(self, model: ModelConfig) -> Path:
-        since_ms = int((self.clock() - model.retrain.horizon_s) * 1000)
+    def _recent_rows(self, model: ModelConfig, event_time_ms: int) -> Path | None:
+        since_ms = event_time_ms - int(model.retrain.horizon_s * 1000)
         rows = self.store.recent_training_rows(model.name, since_ms=since_ms)
+        if not rows:
+            return None  # the job then holds out part of the reference
         target = model.reference.target or "target"
         frame = pd.DataFrame([{**row["features"], target: row["label"],
                                "timestamp": row["ts_ms"]} for row in rows])
@@ -122,14 +128,17 @@ class RetrainTrigger:
         frame.to_parquet(path, index=False)
         return path
 
-    def _launch(self, model: ModelConfig, request: RetrainRequest, run_id: int) -> _Running:
+    def _launch(self, model: ModelConfig, request: RetrainRequest, run_id: int,
+                event_time_ms: int) -> _Running:
         self.workdir.mkdir(parents=True, exist_ok=True)
         assert self.config.path is not None, "the daemon runs from a config file"
         cmd = [sys.executable, "-m", "monitor.cli", "retrain", "--config",
                str(self.config.path), "--model", model.name,
-               "--recent", str(self._recent_rows(model)),
                "--request-id", request.request_id,
                "--trigger-alert-id", request.trigger_alert_id or ""]
+        recent = self._recent_rows(model, event_time_ms)
+        if recent is not None:
+            cmd += ["--recent", str(recent)]
         stdout_path = self.workdir / f"{request.request_id}.json"
         stderr_path = self.workdir / f"{request.request_id}.log"
         stdout, stderr = stdout_path.open("wb"), stderr_path.open("wb")
