@@ -14,6 +14,7 @@ partition, so a second process in the group would not see the first one's state.
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import threading
 import time
@@ -29,6 +30,7 @@ from kafka.structs import OffsetAndMetadata
 
 from monitor.alerts import AlertPolicyState, OutboxWorker, enqueue
 from monitor.config import Config
+from monitor.engine.profile import FORMAT_VERSION, ReferenceProfile
 from monitor.errors import KafkaError
 from monitor.ingest.ordering import TimestampMerge
 from monitor.kafka_io import SeekToStored, dlq_headers, make_consumer, make_producer
@@ -100,6 +102,10 @@ def run_daemon(
     store = open_store(config.store)
     for model in config.models:
         store.register_model(model.name, model.task)
+        latest = store.latest_profile(model.name)  # a champion re-baselined on before
+        if latest is not None:
+            profiles[model.name] = ReferenceProfile.from_dict(latest[1])
+            log.info("profile_from_store", model=model.name, version=latest[0])
     consumer, producer = make_consumer(kafka), make_producer(kafka)
     sink = output.open("ab") if output is not None else None
     failures: list[BaseException] = []
@@ -201,10 +207,15 @@ def run_daemon(
         bodies, outcomes = trigger.poll()
         raise_alerts(bodies)
         for outcome in outcomes:
-            if outcome.promoted:
+            if outcome.promoted and outcome.version is not None:
                 model = config.model(outcome.model)
                 assert model is not None
-                pipeline.rebaseline(model.name, champion_profile(model))
+                profile = champion_profile(model)
+                saved = profile.to_dict()
+                digest = hashlib.sha256(orjson.dumps(saved, option=orjson.OPT_SORT_KEYS))
+                store.save_profile(model.name, digest.hexdigest(), saved, FORMAT_VERSION)
+                store.register_version(model.name, outcome.version, digest.hexdigest())
+                pipeline.rebaseline(model.name, profile)
                 log.info("rebaselined", model=model.name, version=outcome.version)
 
     merge: TimestampMerge[TopicPartition] = TimestampMerge()

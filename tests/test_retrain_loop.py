@@ -130,3 +130,14 @@ models:
     assert run["status"] == "succeeded"
     assert run["promoted"] is True
     assert run["registered_version"] == "2"
+
+    # a restarted daemon keeps scoring against the promoted champion's reference
+    log = (tmp_path / "restart.log").open("wb")
+    proc = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "run", "--config", str(config), "--max-idle", "1",
+         "--cache-dir", str(tmp_path / "cache")],
+        env=env, stdout=log, stderr=log, timeout=300, check=False)
+    restarted = (tmp_path / "restart.log").read_text()
+    assert proc.returncode == 0, restarted[-3000:]
+    assert '"profile_from_store"' in restarted
+    assert '"version": "2"' in restarted

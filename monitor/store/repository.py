@@ -129,6 +129,21 @@ class Store:
         with self.writing(f"registering version {version!r} of {model!r}") as conn:
             upsert(conn, _table("model_versions"), [row], ["model", "version"], ["reference_hash"])
 
+    def latest_profile(self, model: str) -> tuple[str, dict[str, Any]] | None:
+        """The newest registered version of ``model`` that has a profile, and that profile
+        (a re-baselined daemon continues from it after a restart)."""
+        v, p = t.ModelVersion, t.ReferenceProfile
+        query = (
+            select(v.version, p.profile)
+            .join(p, p.hash == v.reference_hash)
+            .where(v.model == model)
+            .order_by(v.created_at.desc())
+            .limit(1)
+        )
+        with self.reading(f"reading the newest profile of {model!r}") as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (str(row[0]), dict(row[1]))
+
     # --- the daemon's batch --------------------------------------------------------------
 
     def commit_batch(
