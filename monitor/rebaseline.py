@@ -11,19 +11,33 @@ from pathlib import Path
 
 from monitor.config import ModelConfig
 from monitor.engine.profile import ReferenceProfile
+from monitor.errors import ReferenceDataError
 
-__all__ = ["champion_profile"]
+__all__ = ["champion_profile", "profile_from_uri"]
 
 
-def champion_profile(model: ModelConfig) -> ReferenceProfile:
-    """Download and load the champion's reference profile from MLflow."""
+def profile_from_uri(model_uri: str, tracking_uri: str | None) -> ReferenceProfile:
+    """The reference profile logged with a registered version (``models:/name@alias``)."""
     from retrain.registry import (  # noqa: PLC0415 - MLflow loads only when it is needed
         PROFILE_ARTIFACT,
         download_run_artifact,
     )
 
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            path = download_run_artifact(model_uri, PROFILE_ARTIFACT, Path(folder),
+                                         tracking_uri=tracking_uri)
+            return ReferenceProfile.load(path)
+    except Exception as err:  # MLflow raises many kinds: name the URI and the way out
+        raise ReferenceDataError(
+            f"cannot load the reference profile of {model_uri} from MLflow "
+            f"({tracking_uri or 'default tracking URI'}): {err}; check retrain.tracking_uri "
+            "and that the version was registered by `driftline retrain` or with a "
+            f"{PROFILE_ARTIFACT} artifact"
+        ) from err
+
+
+def champion_profile(model: ModelConfig) -> ReferenceProfile:
+    """The reference profile of the version ``champion`` points to."""
     registered = model.retrain.registered_model or model.name
-    with tempfile.TemporaryDirectory() as folder:
-        path = download_run_artifact(f"models:/{registered}@champion", PROFILE_ARTIFACT,
-                                     Path(folder), tracking_uri=model.retrain.tracking_uri)
-        return ReferenceProfile.load(path)
+    return profile_from_uri(f"models:/{registered}@champion", model.retrain.tracking_uri)

@@ -20,6 +20,7 @@ from monitor.config import Config
 from monitor.engine.profile import ReferenceProfile, cached_profile
 from monitor.errors import InputError
 from monitor.pipeline import Message, Pipeline
+from monitor.rebaseline import profile_from_uri
 from monitor.schemas import STREAMS
 
 __all__ = ["read_replay_lines", "replay"]
@@ -60,7 +61,16 @@ def read_replay_lines(path: Path) -> Iterator[Message]:
 
 
 def load_profiles(config: Config, cache_dir: Path) -> dict[str, ReferenceProfile]:
-    return {model.name: cached_profile(model, cache_dir) for model in config.models}
+    """Each model's reference profile: built from its reference file (cached), or the
+    profile logged with the MLflow version its ``reference.uri`` names."""
+    profiles = {}
+    for model in config.models:
+        if model.reference.uri is not None:
+            profiles[model.name] = profile_from_uri(model.reference.uri,
+                                                    model.retrain.tracking_uri)
+        else:
+            profiles[model.name] = cached_profile(model, cache_dir)
+    return profiles
 
 
 def replay(

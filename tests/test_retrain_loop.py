@@ -141,3 +141,23 @@ models:
     assert proc.returncode == 0, restarted[-3000:]
     assert '"profile_from_store"' in restarted
     assert '"version": "2"' in restarted
+
+    # a config may name the champion itself as the reference: its logged profile is used
+    by_uri = tmp_path / "by_uri.yaml"
+    by_uri.write_text(f"""
+models:
+  - name: m
+    task: classification
+    reference: {{uri: "models:/{registered}@champion", target: target}}
+    window: {{size: 500}}
+    retrain: {{tracking_uri: "{mlflow_server.uri}"}}
+""")
+    inputs = tmp_path / "drift.jsonl"
+    inputs.write_bytes(b"".join(orjson.dumps({"stream": s, "value": e}) + b"\n"
+                                for s, e in stream[:3000]))
+    out = tmp_path / "by_uri.jsonl"
+    subprocess.run([sys.executable, "-m", "monitor.cli", "replay", "--config", str(by_uri),
+                    "--output", str(out), "--cache-dir", str(tmp_path / "cache"), str(inputs)],
+                   env=env, check=True, capture_output=True, timeout=300)
+    lines = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert lines[-1]["summary"]["windows"] >= 2
