@@ -33,7 +33,7 @@ test: install kafka-jars postgres lint types
 	$(BIN)/python -m pytest -q
 
 soak: install kafka-jars
-	DRIFTLINE_SOAK=1 $(BIN)/python -m pytest -q -m slow
+	DRIFTLINE_SOAK=1 $(BIN)/python -m pytest -q -s tests/test_daemon_kafka.py -k sigkilled
 
 demo: install kafka-jars
 	$(BIN)/python scripts/demo.py

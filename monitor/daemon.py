@@ -123,6 +123,7 @@ def run_daemon(
     trigger = RetrainTrigger(config, store, cache_dir / "retrain") if retraining else None
     if trigger is not None:
         trigger.recover()
+        trigger.start_schedules()
     saved = store.load_checkpoints(group)
     pipeline.restore({c.model: c.state for c in saved
                       if (c.topic, c.partition) == (CHECKPOINT_TOPIC, CHECKPOINT_PARTITION)})
@@ -205,6 +206,9 @@ def run_daemon(
         if trigger is None:
             return
         bodies, outcomes = trigger.poll()
+        bodies += trigger.due(pipeline.as_of_ms,
+                              lambda alert_id: any(alert_id in p.firing().values()
+                                                   for p in policies.values()))
         raise_alerts(bodies)
         for outcome in outcomes:
             if outcome.promoted and outcome.version is not None:

@@ -14,11 +14,12 @@ and turned into alerts (``retrain_succeeded``/``retrain_failed``, ``model_promot
 from __future__ import annotations
 
 import hashlib
+import queue
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -26,8 +27,11 @@ from typing import IO, Any
 import orjson
 import pandas as pd
 import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 from monitor.config import Config, ModelConfig
+from monitor.errors import ConfigError
 from monitor.store import Store
 from retrain.outcome import RetrainOutcome, RetrainRequest, outcome_alerts, started_alert
 
@@ -53,12 +57,18 @@ def request_id(alert_id: str) -> str:
 
 class RetrainTrigger:
     def __init__(self, config: Config, store: Store, workdir: Path,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 command: Callable[[list[str]], list[str]] = lambda cmd: cmd) -> None:
+        """``command`` may rewrite the job's command line (tests run a stand-in job)."""
+        self.command = command
         self.config = config
         self.store = store
         self.workdir = workdir
         self.clock = clock
         self.running: dict[str, _Running] = {}
+        self._retries: dict[str, tuple[RetrainRequest, float]] = {}  # model -> (request, at)
+        self._scheduled: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
+        self._scheduler = BackgroundScheduler(timezone=UTC)
 
     def recover(self) -> None:
         """Runs left unfinished by a daemon that stopped: their child died with it."""
@@ -81,27 +91,71 @@ class RetrainTrigger:
             model = self.config.model(body["model"])
             if model is None or body["status"] != "firing":
                 continue
-            settings = model.retrain
-            if not settings.enabled or body["kind"] not in settings.on:
-                continue
-            why_not = self._blocked(model)
-            if why_not:
-                log.info("retrain_skipped", model=model.name, alert_id=body["alert_id"],
-                         reason=why_not)
-                continue
-            request = RetrainRequest(
-                model=model.name, request_id=request_id(body["alert_id"]),
-                trigger_alert_id=body["alert_id"], trigger_kind=body["kind"],
-                window_start=body.get("window_start"), window_end=body.get("window_end"))
-            now = datetime.fromtimestamp(self.clock(), UTC)
-            run_id, created = self.store.start_retrain_run(
-                model.name, request.request_id, body["alert_id"], now)
-            if not created:
-                continue  # started before a restart: never twice
-            self.running[model.name] = self._launch(model, request, run_id, event_time_ms)
-            started.append(started_alert(request, settings.registered_model or model.name))
-            log.info("retrain_started", model=model.name, request_id=request.request_id)
+            if model.retrain.enabled and body["kind"] in model.retrain.on:
+                started += self._start(model, RetrainRequest(
+                    model=model.name, request_id=request_id(body["alert_id"]),
+                    trigger_alert_id=body["alert_id"], trigger_kind=body["kind"],
+                    window_start=body.get("window_start"), window_end=body.get("window_end")),
+                    event_time_ms)
         return started
+
+    def due(self, event_time_ms: int, is_firing: Callable[[str], bool]
+            ) -> list[dict[str, Any]]:
+        """Start scheduled retrains whose time came, and retries of failed ones whose
+        triggering alert still fires once the cooldown has passed."""
+        started = []
+        while not self._scheduled.empty():
+            name, fired_at = self._scheduled.get()
+            model = self.config.model(name)
+            assert model is not None
+            started += self._start(model, RetrainRequest(
+                model=name, request_id=request_id(f"schedule:{name}:{fired_at}"),
+                trigger_kind="schedule"), event_time_ms)
+        now = self.clock()
+        for name, (request, retry_at) in list(self._retries.items()):
+            if now < retry_at:
+                continue
+            del self._retries[name]
+            if request.trigger_alert_id is None or not is_firing(request.trigger_alert_id):
+                continue
+            model = self.config.model(name)
+            assert model is not None
+            attempt = request.request_id + "+"
+            started += self._start(model, replace(request, request_id=request_id(attempt)),
+                                   event_time_ms)
+        return started
+
+    def start_schedules(self) -> None:
+        """Cron schedules of ``retrain.schedule`` (UTC), checked by APScheduler."""
+        for model in self.config.models:
+            if not (model.retrain.enabled and model.retrain.schedule):
+                continue
+            try:
+                cron = CronTrigger.from_crontab(model.retrain.schedule, timezone=UTC)
+            except ValueError as err:
+                raise ConfigError(f"models[{model.name}].retrain.schedule "
+                                  f"{model.retrain.schedule!r} is not a cron expression "
+                                  f"(minute hour day month weekday): {err}") from err
+            self._scheduler.add_job(
+                lambda name=model.name: self._scheduled.put((name, int(self.clock()))), cron)
+        if self._scheduler.get_jobs():
+            self._scheduler.start()
+
+    def _start(self, model: ModelConfig, request: RetrainRequest, event_time_ms: int
+               ) -> list[dict[str, Any]]:
+        why_not = self._blocked(model)
+        if why_not:
+            log.info("retrain_skipped", model=model.name, request_id=request.request_id,
+                     reason=why_not)
+            return []
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        run_id, created = self.store.start_retrain_run(
+            model.name, request.request_id, request.trigger_alert_id, now)
+        if not created:
+            return []  # started before a restart: never twice
+        self.running[model.name] = self._launch(model, request, run_id, event_time_ms)
+        log.info("retrain_started", model=model.name, request_id=request.request_id)
+        return [started_alert(request, model.retrain.registered_model or model.name)]
 
     def _blocked(self, model: ModelConfig) -> str | None:
         if model.name in self.running or self.store.running_retrain(model.name) is not None:
@@ -142,7 +196,7 @@ class RetrainTrigger:
         stdout_path = self.workdir / f"{request.request_id}.json"
         stderr_path = self.workdir / f"{request.request_id}.log"
         stdout, stderr = stdout_path.open("wb"), stderr_path.open("wb")
-        process = subprocess.Popen(cmd, stdout=stdout, stderr=stderr)
+        process = subprocess.Popen(self.command(cmd), stdout=stdout, stderr=stderr)
         return _Running(run_id, request, process, stdout, stderr, stdout_path, stderr_path)
 
     def poll(self) -> tuple[list[dict[str, Any]], list[RetrainOutcome]]:
@@ -164,6 +218,10 @@ class RetrainTrigger:
                      version=outcome.version, promoted=outcome.promoted, reason=outcome.reason)
             alerts.extend(outcome_alerts(outcome, running.request))
             outcomes.append(outcome)
+            if outcome.status == "failed":  # e.g. MLflow was down: try again later
+                model = self.config.model(name)
+                assert model is not None
+                self._retries[name] = (running.request, self.clock() + model.retrain.cooldown_s)
         return alerts, outcomes
 
     def _outcome(self, running: _Running, code: int) -> RetrainOutcome:
@@ -180,6 +238,8 @@ class RetrainTrigger:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Let running retrains finish their current step; they are recorded on restart."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
         for running in self.running.values():
             try:
                 running.process.wait(timeout=timeout_s)
