@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
     quiet = max(logging.WARNING, logging.getLevelName(level.upper()))
-    for chatty in ("kafka", "alembic"):  # libraries' own INFO lines are noise here
+    for chatty in ("kafka", "alembic", "httpx"):  # libraries' own INFO lines are noise here
         logging.getLogger(chatty).setLevel(quiet)
     structlog.configure(
         processors=[

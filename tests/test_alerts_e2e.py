@@ -16,6 +16,8 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
+from monitor.config import StoreSettings
+from monitor.store import open_store, queries
 from monitor.synthetic import Shift, events, reference_frame
 from tests.services.webhook_receiver import Receiver
 
@@ -98,3 +100,69 @@ models:
     assert firing["model"] == "m"
     assert {"f0", "f1", "f2"} <= set(firing["details"]["features"])
     assert firing["window_start"] >= "2026-01-01T00:16:40Z"  # a window of the drift phase
+
+
+def saved_alerts(tmp_path: Path) -> list[dict[str, Any]]:
+    if not (tmp_path / "driftline.db").exists():
+        return []
+    with open_store(StoreSettings(url=f"sqlite:///{tmp_path / 'driftline.db'}")) as store:
+        return queries.alerts(store, "m")
+
+
+def test_alerts_in_the_outbox_of_a_sigkilled_daemon_are_sent_after_restart(
+    kafka_broker: Any, kafka_topics: Any, tmp_path: Path
+) -> None:
+    receiver = Receiver(SECRET)  # not started yet: the receiver is down
+    topics = kafka_topics()
+    reference_frame(5000, n_numeric=5, seed=3).to_csv(tmp_path / "ref.csv", index=False)
+    config = tmp_path / "driftline.yaml"
+    config.write_text(f"""
+kafka:
+  bootstrap_servers: "{kafka_broker.bootstrap}"
+  group_id: outbox
+  topics: {{predictions: {topics['predictions']}, features: {topics['features']},
+           labels: {topics['labels']}}}
+  poll_timeout_ms: 200
+alerts:
+  routes: [{{name: oncall, url: "{receiver.url}", secret_env: E2E_SECRET}}]
+  delivery: {{initial_backoff: 100ms, max_backoff: 500ms}}
+models:
+  - name: m
+    task: classification
+    reference: {{path: ref.csv, target: target, prediction: prediction,
+                 probability: probability}}
+    window: {{size: 500, grace: 0s}}
+""")
+    drifted = Shift(start=0, features=[0, 1, 2], sd=1.0)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, linger_ms=20)
+    for name, event in phase(2000, "drift", 1_767_225_600_000, drifted):
+        producer.send(topics[name], key=event["event_id"].encode(), value=orjson.dumps(event))
+    producer.flush()
+    producer.close()
+
+    env = {**os.environ, "E2E_SECRET": SECRET}
+    cmd = [sys.executable, "-m", "monitor.cli", "run", "--config", str(config),
+           "--cache-dir", str(tmp_path / "cache")]
+    log = (tmp_path / "daemon.log").open("wb")
+    proc = subprocess.Popen([*cmd, "--max-idle", "600"], env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not saved_alerts(tmp_path):
+        assert proc.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
+        time.sleep(0.2)
+    time.sleep(1.0)  # a few delivery attempts fail against the closed port
+    proc.kill()  # SIGKILL with the alert still undelivered in the outbox
+    proc.wait(timeout=30)
+    assert receiver.requests == []
+
+    receiver.start()
+    try:
+        restart = subprocess.run([*cmd, "--max-idle", "3"], env=env, stdout=log, stderr=log,
+                                 timeout=300, check=False)
+        assert restart.returncode == 0, (tmp_path / "daemon.log").read_text()[-3000:]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not receiver.accepted():
+            time.sleep(0.2)
+        notices = Counter((r.body["kind"], r.body["status"]) for r in receiver.accepted())
+        assert notices == {("drift", "firing"): 1}
+    finally:
+        receiver.stop()
