@@ -102,6 +102,7 @@ class WindowSpec:
     size: int | None = None  # predictions per window
     duration_s: float | None = None  # event-time duration, aligned to the epoch
     grace_s: float = 30.0
+    idle_timeout_s: float = 300.0  # live only: a quiet model's clock follows the wall clock
 
 
 @dataclass(frozen=True)
@@ -688,6 +689,7 @@ def _window(raw: dict[str, Any], path: KeyPath, ctx: _Context) -> WindowSpec:
         size=raw.get("size"),
         duration_s=duration_s,
         grace_s=ctx.duration(raw, "grace", path, WindowSpec.grace_s),
+        idle_timeout_s=ctx.duration(raw, "idle_timeout", path, WindowSpec.idle_timeout_s),
     )
 
 

@@ -231,7 +231,7 @@ def run_daemon(
             Message(streams[r.topic], r.value, r.topic, r.partition, r.offset, r.key,
                     tuple(r.headers or ()))
             for r in records
-        ])
+        ], wall_ms=int(time.time() * 1000))
         for r in records:
             next_offsets[(r.topic, r.partition)] = r.offset + 1
         stats.consumed += len(records)
@@ -265,6 +265,8 @@ def run_daemon(
                                       max_records=kafka.poll_max_records)
                 now = time.monotonic()
                 collect_retrains()
+                pipeline.close_idle(int(time.time() * 1000))
+                uncommitted = uncommitted or bool(closed_lines)
                 for tp, records in batch.items():
                     merge.add(tp, [(r.offset, r.timestamp, r) for r in records])
                 if batch or not consumer.assignment() or (trigger and trigger.running):

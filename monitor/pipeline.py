@@ -94,6 +94,7 @@ class _ModelPipeline:
         self.open: dict[int, Window] = {}
         self.closed: list[Window] = []  # closed windows that may still get labels
         self.clock_ms = -(2**62)
+        self.active_at_ms: int | None = None  # wall time of its last event (live only)
         # joined rows kept for the retrain job, when it is on and the core collects them
         self.training = core.training if model.retrain.enabled else None
         self._next_deadline = _RECHECK  # clock value up to which no window is due
@@ -137,7 +138,7 @@ class _ModelPipeline:
         label = self.join.take("labels", event.event_id)
         if label is not None:
             self._apply_label(event.event_id, remembered, label)
-        self._close_due()
+        self.close_due()
 
     def on_features(self, event: Event, message: Message) -> None:
         self._advance(event.ts_ms)
@@ -157,7 +158,7 @@ class _ModelPipeline:
                 self.core.counts["late_features"] += 1
             else:
                 window.add_features(event.event_id, features)
-        self._close_due()
+        self.close_due()
 
     def on_label(self, event: Event, message: Message) -> None:
         label = event.body["label"]
@@ -202,7 +203,7 @@ class _ModelPipeline:
                 self._expired_at = ts_ms
                 self.join.expire(ts_ms)
 
-    def _close_due(self) -> None:
+    def close_due(self) -> None:
         if self.clock_ms <= self._next_deadline:
             return
         due, upcoming = [], [_NEVER]
@@ -314,7 +315,9 @@ class Pipeline:
         self.as_of_ms = 0
         self.models = {m.name: _ModelPipeline(m, profiles[m.name], self) for m in config.models}
 
-    def process(self, messages: Iterable[Message]) -> None:
+    def process(self, messages: Iterable[Message], wall_ms: int | None = None) -> None:
+        """Feed messages in order; ``wall_ms`` (live only) is the processing time, which
+        ``close_idle`` compares with."""
         decode = self.decoder.decode
         models = self.models
         for message in messages:
@@ -324,6 +327,7 @@ class Pipeline:
                 continue
             self.as_of_ms = max(self.as_of_ms, event.ts_ms)
             model = models[event.model]
+            model.active_at_ms = wall_ms
             stream = event.stream
             if stream == "predictions":
                 model.on_prediction(event, message)
@@ -350,6 +354,18 @@ class Pipeline:
             model.close_all()
             model.drain_pending()
         self.emit_revisions()
+
+    def close_idle(self, wall_ms: int) -> None:
+        """Live only: a model quiet for its ``window.idle_timeout`` has its event-time clock
+        moved to the wall clock, so its due windows close although no event comes."""
+        for model in self.models.values():
+            quiet_since = model.active_at_ms
+            idle_ms = model.model.window.idle_timeout_s * 1000
+            if quiet_since is None or wall_ms - quiet_since < idle_ms or not model.open:
+                continue
+            if wall_ms > model.clock_ms:
+                model.clock_ms = wall_ms
+                model.close_due()
 
     def rebaseline(self, model: str, profile: ReferenceProfile) -> None:
         """Score windows opened from now on against ``profile`` (a new champion's

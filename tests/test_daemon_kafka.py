@@ -215,7 +215,12 @@ def test_sigkilled_and_restarted_the_daemon_finalises_exactly_what_a_replay_does
     for kill in range(kills):
         output = tmp_path / f"run{kill}.jsonl"
         proc = run_daemon(config, output, tmp_path, wait=False)
-        time.sleep(rng.uniform(3.0, 8.0))  # startup takes ~2 s: kills land mid-stream
+        deadline = time.monotonic() + 120  # a killed member holds its partitions until its
+        while time.monotonic() < deadline:  # session times out: wait for the assignment
+            if (tmp_path / "daemon.log").read_text().count('"assigned"') > kill:
+                break
+            time.sleep(0.1)
+        time.sleep(rng.uniform(0.5, 3.0))  # then kill mid-stream
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     run_daemon(config, tmp_path / "last.jsonl", tmp_path)

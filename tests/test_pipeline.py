@@ -255,3 +255,26 @@ class TestCheckpoint:
 
         assert comparable(first.lines + second.lines) == comparable(whole)
         assert second.pipeline.summary() == Run(config, workdir).feed(pairs).pipeline.summary()
+
+
+class TestIdleStreams:
+    def test_a_quiet_model_closes_its_windows_once_its_idle_timeout_passes(self, workdir):
+        config = make_config(workdir, {"duration": "1m", "grace": "10s", "idle_timeout": "2m"})
+        run = Run(config, workdir)
+        wall = 1_767_225_600_000
+        pairs = [ev("predictions", i, wall + i * 1000, prediction=1, features=FEATS)
+                 for i in range(30)]
+        run.pipeline.process([Message(s, orjson.dumps(v), s, 0, i)
+                              for i, (s, v) in enumerate(pairs)], wall_ms=wall + 30_000)
+        run.pipeline.close_idle(wall + 60_000)  # quiet for 30 s only: nothing closes
+        assert run.lines == []
+        run.pipeline.close_idle(wall + 30_000 + 120_000)
+        assert [line["n_predictions"] for line in run.lines] == [30]
+
+    def test_replay_never_closes_on_idleness(self, workdir):
+        config = make_config(workdir, {"duration": "1m", "grace": "10s", "idle_timeout": "1s"})
+        run = Run(config, workdir)
+        run.pipeline.process([Message("predictions", orjson.dumps(
+            ev("predictions", 1, 0, prediction=1, features=FEATS)[1]), "predictions", 0, 0)])
+        run.pipeline.close_idle(10**13)
+        assert run.lines == []
