@@ -86,6 +86,7 @@ class KafkaSettings:
 class StoreSettings:
     url: str = "sqlite:///driftline.db"
     password: str | None = None  # resolved from `password_env`
+    retention_s: float = 30 * 86400.0  # state and raw rows older than this are pruned
 
 
 @dataclass(frozen=True)
@@ -637,7 +638,8 @@ def _store(raw: dict[str, Any], ctx: _Context) -> StoreSettings:
     password = None
     if "password_env" in raw:
         password = ctx.secret(raw["password_env"], (*path, "password_env"))
-    return StoreSettings(url=url, password=password)
+    return StoreSettings(url=url, password=password, retention_s=ctx.duration(
+        raw, "retention", path, StoreSettings.retention_s))
 
 
 def _join(raw: dict[str, Any], ctx: _Context) -> JoinSettings:

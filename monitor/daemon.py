@@ -20,11 +20,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
@@ -38,17 +40,26 @@ from monitor.pipeline import Message, Pipeline
 from monitor.rebaseline import champion_profile
 from monitor.replay import load_profiles
 from monitor.retrain_trigger import RetrainTrigger
-from monitor.store import Checkpoint, TrainingLabel, TrainingRow, WindowLine, open_store
+from monitor.store import Checkpoint, Store, TrainingLabel, TrainingRow, WindowLine, open_store
 
 __all__ = ["CHECKPOINT_PARTITION", "CHECKPOINT_TOPIC", "DaemonStats", "run_daemon"]
 
 log = structlog.get_logger("driftline.daemon")
 
 COMMIT_INTERVAL_S = 1.0  # how often state and offsets are saved while messages flow...
+PRUNE_INTERVAL_S = 3600.0  # retention runs hourly, on APScheduler's thread
 COMMIT_SHARE = 0.1  # ...unless saving takes longer: then at most this share of the time
 ORDER_WAIT_S = 2.0  # how long records wait for a lagging partition before going on
 CHECKPOINT_TOPIC, CHECKPOINT_PARTITION = "*", -1  # the state is per model, not per partition
 ALERTS_TOPIC = "__alerts__"  # the alert policies' state rides in the same checkpoints
+
+
+def _prune(store: Store, config: Config) -> None:
+    """Retention: drop state and raw rows older than ``store.retention`` (scores stay)."""
+    horizon = datetime.now(UTC) - timedelta(seconds=config.store.retention_s)
+    pruned = store.prune(horizon)
+    if any(pruned.values()):
+        log.info("pruned", older_than=horizon.isoformat(), **pruned)
 
 
 class DaemonStats:
@@ -133,6 +144,9 @@ def run_daemon(
             policies[c.model] = AlertPolicyState.from_dict(
                 c.state, config.model(c.model).alerts, c.model)  # type: ignore[union-attr]
     worker = OutboxWorker(store, config.alerts)
+    housekeeping = BackgroundScheduler(timezone=UTC)
+    housekeeping.add_job(_prune, "interval", seconds=PRUNE_INTERVAL_S, args=[store, config],
+                         next_run_time=datetime.now(UTC))
     topics = kafka.topics
     streams = {t: topics.stream_of(t) or "" for t in
                (topics.predictions, topics.features, topics.labels)}
@@ -253,6 +267,7 @@ def run_daemon(
     consumer.subscribe(topics=list(streams), listener=SeekToStored(
         consumer, lambda: store.load_offsets(group), on_revoked))
     worker.start()
+    housekeeping.start()
     log.info("started", bootstrap=kafka.bootstrap_servers, group=group,
              models=[m.name for m in config.models])
     idle_since = committed_at = time.monotonic()
@@ -298,5 +313,6 @@ def run_daemon(
         if trigger is not None:
             trigger.stop()
         worker.stop()
+        housekeeping.shutdown(wait=True)
         store.close()
     return stats
