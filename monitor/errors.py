@@ -51,3 +51,10 @@ class StoreError(DriftlineError):
 
 class RetrainError(DriftlineError):
     """The retrain job cannot run: no champion, unusable data, a bad training entry point."""
+
+
+class EventError(InputError, ValueError):
+    """An event given to ``PredictionLogger`` breaks the contract; raised where it is logged."""
+
+
+__all__ += ["EventError"]
