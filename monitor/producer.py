@@ -1,0 +1,286 @@
+"""Log predictions, features and labels from the serving app to driftline's streams.
+
+A thin layer on kafka-python. Each call builds one event of the contract (section 1),
+checks it against the stream's JSON Schema and hands it to the producer's background
+batching (``linger_ms``, 20 ms by default): an invalid event raises ``EventError`` (a
+``ValueError``) at the call site, a valid one costs no network round trip. Delivery
+failures are collected and raised by ``flush()`` as ``KafkaError``.
+
+Example::
+
+    from monitor.producer import PredictionLogger
+
+    with PredictionLogger("127.0.0.1:9092", model="wine", model_version="3") as logger:
+        event_id = logger.log_prediction(1, features={"alcohol": 13.2, "color": "red"},
+                                         probabilities=0.83)
+        logger.log_label(event_id, 0)  # later, once the truth is known
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from numbers import Integral, Real
+from types import MappingProxyType, TracebackType
+from typing import Any, Self
+
+import orjson
+from kafka import KafkaProducer
+from kafka.errors import KafkaError as KafkaLibError
+
+from monitor.errors import ConfigError, EventError, KafkaError
+from monitor.schemas import STREAMS, compiled_validator, load_schema
+from monitor.timeparse import parse_timestamp_ms
+
+__all__ = ["DEFAULT_TOPICS", "PredictionLogger"]
+
+DEFAULT_TOPICS: Mapping[str, str] = MappingProxyType({s: f"driftline.{s}" for s in STREAMS})
+_TIMESTAMP = load_schema("predictions")["$defs"]["timestamp"]
+_RFC3339 = re.compile(_TIMESTAMP["pattern"])
+_MAX_MS = _TIMESTAMP["maximum"]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY  # numpy scalars straight from model outputs
+
+
+class PredictionLogger:
+    """Sends contract-valid events of one model to Kafka; not blocking, batched.
+
+    ``topics`` maps stream names (``predictions``, ``features``, ``labels``) to topics
+    and defaults to ``DEFAULT_TOPICS``. Extra keyword arguments are kafka-python
+    ``KafkaProducer`` settings. A ``producer`` passed in is used as is (and left open by
+    ``close()``). ``max_event_bytes`` is the daemon's ``kafka.max_message_bytes``.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | Sequence[str] = "127.0.0.1:9092",
+        *,
+        model: str,
+        model_version: str | None = None,
+        topics: Mapping[str, str] | None = None,
+        producer: KafkaProducer | None = None,
+        clock: Callable[[], float] = time.time,
+        max_event_bytes: int = 1_048_576,
+        **kafka_config: Any,
+    ) -> None:
+        if not isinstance(model, str) or not model:
+            raise ConfigError(f"model: expected the monitored model's name, got {model!r}")
+        if model_version is not None and not isinstance(model_version, str):
+            raise ConfigError(f"model_version: expected a string or None, got {model_version!r}")
+        unknown = sorted(set(topics or {}) - set(STREAMS))
+        if unknown:
+            raise ConfigError(f"topics: unknown stream {unknown[0]!r}; allowed: {', '.join(STREAMS)}")
+        self.model, self.model_version, self.max_event_bytes = model, model_version, max_event_bytes
+        self.topics: dict[str, str] = {**DEFAULT_TOPICS, **(topics or {})}
+        self._clock = clock
+        self._owns_producer = producer is None
+        self._producer = producer if producer is not None else _connect(bootstrap_servers, kafka_config)
+        self._validators = {stream: compiled_validator(stream) for stream in STREAMS}
+        self._lock = threading.Lock()  # errbacks run on kafka-python's sender thread
+        self._failed = 0
+        self._first_failure: tuple[str, BaseException] | None = None
+        self._closed = False
+
+    def log_prediction(
+        self,
+        prediction: Any,
+        *,
+        features: Mapping[str, Any] | None = None,
+        probabilities: Mapping[Any, Any] | float | None = None,
+        event_id: str | None = None,
+        timestamp: int | str | datetime | None = None,
+        model_version: str | None = None,
+    ) -> str:
+        """Send one prediction (features inline if given) and return its ``event_id``."""
+        event = self._event(uuid.uuid4().hex if event_id is None else event_id, timestamp)
+        event["prediction"] = prediction
+        version = self.model_version if model_version is None else model_version
+        if version is not None:
+            event["model_version"] = version
+        if probabilities is not None:
+            event["probabilities"] = _probabilities(probabilities)
+        if features is not None:
+            event["features"] = _features(features)
+        self._send("predictions", event)
+        return event["event_id"]  # type: ignore[no-any-return]
+
+    def log_features(
+        self, event_id: str, features: Mapping[str, Any], *,
+        timestamp: int | str | datetime | None = None,
+    ) -> None:
+        """Send the features of prediction ``event_id``, logged apart from it."""
+        self._send("features", {**self._event(event_id, timestamp), "features": _features(features)})
+
+    def log_label(
+        self, event_id: str, label: Any, *, timestamp: int | str | datetime | None = None
+    ) -> None:
+        """Send the ground truth of prediction ``event_id``; ``timestamp``: when it was known."""
+        self._send("labels", {**self._event(event_id, timestamp), "label": label})
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Wait until every event is sent; raise ``KafkaError`` if any failed since last time."""
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except KafkaLibError as err:
+            raise KafkaError(f"events still unsent after {timeout_s} s: {err}; is Kafka up?") from err
+        with self._lock:
+            failed, first = self._failed, self._first_failure
+            self._failed, self._first_failure = 0, None
+        if first is not None:
+            where, err = first
+            raise KafkaError(
+                f"{failed} event(s) failed to send to Kafka; the first, {where}: {err!r}"
+            ) from err
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Flush, then close the producer this logger created. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.flush(timeout_s)
+        finally:
+            if self._owns_producer:
+                self._producer.close(timeout=timeout_s)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _event(self, event_id: Any, timestamp: Any) -> dict[str, Any]:
+        ts = int(self._clock() * 1000) if timestamp is None else _timestamp(timestamp)
+        return {"schema_version": 1, "event_id": event_id, "model": self.model, "timestamp": ts}
+
+    def _send(self, stream: str, event: dict[str, Any]) -> None:
+        if self._closed:
+            raise KafkaError("this PredictionLogger is closed; create a new one to log more")
+        value = self._encode(stream, event)
+        topic, key = self.topics[stream], event["event_id"].encode()
+        try:
+            future = self._producer.send(topic, key=key, value=value)
+        except KafkaLibError as err:
+            raise KafkaError(f"cannot send to {topic} at the moment: {err}; is Kafka up?") from err
+        future.add_errback(self._record_failure, f"{stream} event {event['event_id']!r}")
+
+    def _encode(self, stream: str, event: dict[str, Any]) -> bytes:
+        """The message value, or ``EventError`` naming the field and what is wrong with it."""
+        for where, value in _leaves(event):
+            if isinstance(value, Real) and not isinstance(value, Integral):
+                if not math.isfinite(value):
+                    raise EventError(f"{where}: {value!r} is not a finite number; use a "
+                                     "finite number (or null for a missing feature)")
+        try:
+            data = orjson.dumps(event, option=_DUMPS_OPTIONS)
+        except orjson.JSONEncodeError as err:
+            raise EventError(f"{_unencodable(event)}: {err}; use a number, string, "
+                             "boolean or null") from None
+        validator = self._validators[stream]
+        body = orjson.loads(data)  # validate exactly what is sent, numpy values included
+        for error in validator.iter_errors(body):
+            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.instance_path)
+            raise EventError(f"invalid {stream} event: ${path}: {error.message}")
+        if len(data) > self.max_event_bytes:
+            raise EventError(f"{stream} event {event['event_id']!r} is {len(data)} bytes, over "
+                             f"the limit of {self.max_event_bytes}; log fewer or shorter features")
+        return data
+
+    def _record_failure(self, where: str, err: BaseException) -> None:
+        with self._lock:
+            self._failed += 1
+            if self._first_failure is None:
+                self._first_failure = (where, err)
+
+
+def _connect(bootstrap_servers: str | Sequence[str], kafka_config: dict[str, Any]) -> KafkaProducer:
+    unknown = sorted(set(kafka_config) - set(KafkaProducer.DEFAULT_CONFIG))
+    if unknown:
+        raise ConfigError(f"{unknown[0]!r} is not a kafka-python KafkaProducer setting")
+    try:
+        return KafkaProducer(bootstrap_servers=bootstrap_servers, **{"linger_ms": 20, **kafka_config})
+    except KafkaLibError as err:
+        raise KafkaError(f"cannot connect to Kafka at {bootstrap_servers}: {err}; check "
+                         "bootstrap_servers and the Kafka settings of PredictionLogger") from err
+
+
+def _timestamp(value: object) -> int | str:
+    """Epoch ms or the RFC 3339 string itself; ``EventError`` for anything the daemon rejects."""
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise EventError(f"timestamp: {value!r} has no time zone; use an aware datetime "
+                             "such as datetime.now(UTC)")
+        value = (value - _EPOCH) // _ONE_MS
+    if isinstance(value, str):
+        try:
+            if not _RFC3339.fullmatch(value):
+                raise ValueError("not an RFC 3339 date-time with offset like 2026-01-01T00:15:00Z")
+            parse_timestamp_ms(value)
+        except ValueError as err:
+            raise EventError(f"timestamp: {value!r}: {err}") from None
+        return value
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        if not 0 <= value <= _MAX_MS:
+            raise EventError(f"timestamp: {value} epoch milliseconds is outside 0..{_MAX_MS}")
+        return int(value)
+    raise EventError(f"timestamp: {value!r} is not integer epoch milliseconds (seconds * 1000), "
+                     "an aware datetime or an RFC 3339 string with offset")
+
+
+def _features(features: Any) -> dict[str, Any]:
+    items = features.items() if hasattr(features, "items") else None  # a dict, a pandas Series
+    if items is None:
+        raise EventError(f"features: expected a mapping of name -> value, got {type(features)}")
+    out = dict(items)
+    for name in out:
+        if not isinstance(name, str):
+            raise EventError(f"features: the name {name!r} is not a string")
+    return out
+
+
+def _probabilities(probabilities: Any) -> Any:
+    """Class keys as the daemon names classes: 1 and 1.0 -> "1", True -> "true"."""
+    if not isinstance(probabilities, Mapping):
+        return probabilities
+    return {_class_key(key): p for key, p in probabilities.items()}
+
+
+def _class_key(key: object) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool) or type(key).__name__ == "bool_":
+        return "true" if key else "false"
+    if isinstance(key, Real) and float(key).is_integer():
+        return str(int(key))
+    if isinstance(key, Real):
+        return repr(float(key))
+    raise EventError(f"probabilities: the class {key!r} is not a string, number or boolean")
+
+
+def _leaves(event: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(where, value) of every top-level field and every feature and probability."""
+    out: list[tuple[str, Any]] = []
+    for field, value in event.items():
+        if field in ("features", "probabilities") and isinstance(value, dict):
+            out.extend((f"{field}[{name!r}]", item) for name, item in value.items())
+        else:
+            out.append((field, value))
+    return out
+
+
+def _unencodable(event: dict[str, Any]) -> str:
+    for where, value in _leaves(event):
+        try:
+            orjson.dumps(value, option=_DUMPS_OPTIONS)
+        except orjson.JSONEncodeError:
+            return where
+    return "event"
