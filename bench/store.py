@@ -24,12 +24,12 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.config import StoreSettings, config_from_dict  # noqa: E402
-from monitor.pipeline import Message, Pipeline  # noqa: E402
-from monitor.replay import load_profiles  # noqa: E402
-from monitor.store import Checkpoint, WindowLine, open_store  # noqa: E402
-from monitor.synthetic import events, reference_frame  # noqa: E402
-from tests.services.postgres import start_postgres  # noqa: E402
+from monitor.config import StoreSettings, config_from_dict
+from monitor.pipeline import Message, Pipeline
+from monitor.replay import load_profiles
+from monitor.store import Checkpoint, WindowLine, open_store
+from monitor.synthetic import events, reference_frame
+from tests.services.postgres import start_postgres
 
 COMMIT_INTERVAL_S = 1.0
 
