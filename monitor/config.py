@@ -33,6 +33,7 @@ __all__ = [
     "Config",
     "DriftSettings",
     "FeatureSpec",
+    "HttpSettings",
     "JoinSettings",
     "KafkaSettings",
     "ModelConfig",
@@ -87,6 +88,16 @@ class StoreSettings:
     url: str = "sqlite:///driftline.db"
     password: str | None = None  # resolved from `password_env`
     retention_s: float = 30 * 86400.0  # state and raw rows older than this are pruned
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The daemon's HTTP server (probes, ``/metrics``, the read-only API)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = field(default=None, repr=False)  # from `token_env`; needed off loopback
 
 
 @dataclass(frozen=True)
@@ -234,6 +245,7 @@ class Config:
     store: StoreSettings = field(default_factory=StoreSettings)
     join: JoinSettings = field(default_factory=JoinSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     path: Path | None = None  # the file it was loaded from
 
     def model(self, name: str) -> ModelConfig | None:
@@ -564,6 +576,7 @@ def _build(data: dict[str, Any], ctx: _Context) -> Config:
         store=_store(data.get("store", {}), ctx),
         join=_join(data.get("join", {}), ctx),
         alerts=_alert_settings(data.get("alerts", {}), {m.name for m in models}, ctx),
+        http=_http(data.get("http", {}), ctx),
     )
 
 
@@ -640,6 +653,13 @@ def _store(raw: dict[str, Any], ctx: _Context) -> StoreSettings:
         password = ctx.secret(raw["password_env"], (*path, "password_env"))
     return StoreSettings(url=url, password=password, retention_s=ctx.duration(
         raw, "retention", path, StoreSettings.retention_s))
+
+
+def _http(raw: dict[str, Any], ctx: _Context) -> HttpSettings:
+    token = None
+    if "token_env" in raw:
+        token = ctx.secret(raw["token_env"], ("http", "token_env"))
+    return HttpSettings(**_pick(raw, "enabled", "host", "port"), token=token)
 
 
 def _join(raw: dict[str, Any], ctx: _Context) -> JoinSettings:

@@ -151,12 +151,11 @@ def create_app(
     @app.get("/readyz", tags=["probes"], responses={503: {"model": Ready}})
     def readyz() -> JSONResponse:
         """Broker and store reachable, partitions assigned; 503 names what fails."""
+        error: str | None = None
         try:
             checks = {name: bool(ok) for name, ok in ready().items()}
         except Exception as err:  # a broken check means not ready, never a 500
             checks, error = {"readiness": False}, f"{type(err).__name__}: {err}"
-        else:
-            error = None
         failing = [name for name, ok in checks.items() if not ok]
         body = Ready(ready=not failing, checks=checks, failing=failing, error=error)
         return JSONResponse(body.model_dump(), status_code=503 if failing else 200)
@@ -262,7 +261,7 @@ class HttpServer:
     """
 
     def __init__(
-        self, app: FastAPI, host: str = "127.0.0.1", port: int = 8080, *, grace_s: float = 5.0
+        self, app: FastAPI, host: str = "127.0.0.1", port: int = 8080, *, grace_s: int = 5
     ) -> None:
         if not _is_loopback(host) and not getattr(app.state, "auth_required", False):
             raise ConfigError(

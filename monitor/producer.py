@@ -23,10 +23,10 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from numbers import Integral, Real
-from types import MappingProxyType, TracebackType
+from types import MappingProxyType
 from typing import Any, Self
 
 import orjson
@@ -46,6 +46,7 @@ _MAX_MS = _TIMESTAMP["maximum"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY  # numpy scalars straight from model outputs
+Timestamp = int | str | datetime  # epoch ms, RFC 3339 with offset, or an aware datetime
 
 
 class PredictionLogger:
@@ -58,16 +59,10 @@ class PredictionLogger:
     """
 
     def __init__(
-        self,
-        bootstrap_servers: str | Sequence[str] = "127.0.0.1:9092",
-        *,
-        model: str,
-        model_version: str | None = None,
-        topics: Mapping[str, str] | None = None,
-        producer: KafkaProducer | None = None,
-        clock: Callable[[], float] = time.time,
-        max_event_bytes: int = 1_048_576,
-        **kafka_config: Any,
+        self, bootstrap_servers: str | Sequence[str] = "127.0.0.1:9092", *, model: str,
+        model_version: str | None = None, topics: Mapping[str, str] | None = None,
+        producer: KafkaProducer | None = None, clock: Callable[[], float] = time.time,
+        max_event_bytes: int = 1_048_576, **kafka_config: Any,
     ) -> None:
         if not isinstance(model, str) or not model:
             raise ConfigError(f"model: expected the monitored model's name, got {model!r}")
@@ -75,12 +70,13 @@ class PredictionLogger:
             raise ConfigError(f"model_version: expected a string or None, got {model_version!r}")
         unknown = sorted(set(topics or {}) - set(STREAMS))
         if unknown:
-            raise ConfigError(f"topics: unknown stream {unknown[0]!r}; allowed: {', '.join(STREAMS)}")
+            allowed = ", ".join(STREAMS)
+            raise ConfigError(f"topics: unknown stream {unknown[0]!r}; allowed: {allowed}")
         self.model, self.model_version, self.max_event_bytes = model, model_version, max_event_bytes
         self.topics: dict[str, str] = {**DEFAULT_TOPICS, **(topics or {})}
         self._clock = clock
         self._owns_producer = producer is None
-        self._producer = producer if producer is not None else _connect(bootstrap_servers, kafka_config)
+        self._producer = _connect(bootstrap_servers, kafka_config) if producer is None else producer
         self._validators = {stream: compiled_validator(stream) for stream in STREAMS}
         self._lock = threading.Lock()  # errbacks run on kafka-python's sender thread
         self._failed = 0
@@ -88,14 +84,9 @@ class PredictionLogger:
         self._closed = False
 
     def log_prediction(
-        self,
-        prediction: Any,
-        *,
-        features: Mapping[str, Any] | None = None,
-        probabilities: Mapping[Any, Any] | float | None = None,
-        event_id: str | None = None,
-        timestamp: int | str | datetime | None = None,
-        model_version: str | None = None,
+        self, prediction: Any, *, features: Mapping[str, Any] | None = None,
+        probabilities: Mapping[Any, float] | float | None = None, event_id: str | None = None,
+        timestamp: Timestamp | None = None, model_version: str | None = None,
     ) -> str:
         """Send one prediction (features inline if given) and return its ``event_id``."""
         event = self._event(uuid.uuid4().hex if event_id is None else event_id, timestamp)
@@ -108,54 +99,49 @@ class PredictionLogger:
         if features is not None:
             event["features"] = _features(features)
         self._send("predictions", event)
-        return event["event_id"]  # type: ignore[no-any-return]
+        return event["event_id"]
 
     def log_features(
-        self, event_id: str, features: Mapping[str, Any], *,
-        timestamp: int | str | datetime | None = None,
+        self, event_id: str, features: Mapping[str, Any], *, timestamp: Timestamp | None = None
     ) -> None:
         """Send the features of prediction ``event_id``, logged apart from it."""
-        self._send("features", {**self._event(event_id, timestamp), "features": _features(features)})
+        event = self._event(event_id, timestamp)
+        self._send("features", {**event, "features": _features(features)})
 
-    def log_label(
-        self, event_id: str, label: Any, *, timestamp: int | str | datetime | None = None
-    ) -> None:
+    def log_label(self, event_id: str, label: Any, *, timestamp: Timestamp | None = None) -> None:
         """Send the ground truth of prediction ``event_id``; ``timestamp``: when it was known."""
         self._send("labels", {**self._event(event_id, timestamp), "label": label})
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait until every event is sent; raise ``KafkaError`` if any failed since last time."""
-        try:
-            self._producer.flush(timeout=timeout_s)
-        except KafkaLibError as err:
-            raise KafkaError(f"events still unsent after {timeout_s} s: {err}; is Kafka up?") from err
+        if not self._closed:
+            try:
+                self._producer.flush(timeout=timeout_s)
+            except KafkaLibError as err:
+                raise KafkaError(f"events unsent after {timeout_s} s: {err}; is Kafka up?") from err
         with self._lock:
             failed, first = self._failed, self._first_failure
             self._failed, self._first_failure = 0, None
         if first is not None:
-            where, err = first
-            raise KafkaError(
-                f"{failed} event(s) failed to send to Kafka; the first, {where}: {err!r}"
-            ) from err
+            where, cause = first
+            raise KafkaError(f"{failed} event(s) failed to send to Kafka; the first, {where}: "
+                             f"{cause!r}") from cause
 
     def close(self, timeout_s: float | None = None) -> None:
         """Flush, then close the producer this logger created. Idempotent."""
         if self._closed:
             return
-        self._closed = True
         try:
             self.flush(timeout_s)
         finally:
+            self._closed = True
             if self._owns_producer:
                 self._producer.close(timeout=timeout_s)
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _event(self, event_id: Any, timestamp: Any) -> dict[str, Any]:
@@ -175,24 +161,22 @@ class PredictionLogger:
 
     def _encode(self, stream: str, event: dict[str, Any]) -> bytes:
         """The message value, or ``EventError`` naming the field and what is wrong with it."""
-        for where, value in _leaves(event):
-            if isinstance(value, Real) and not isinstance(value, Integral):
-                if not math.isfinite(value):
-                    raise EventError(f"{where}: {value!r} is not a finite number; use a "
-                                     "finite number (or null for a missing feature)")
+        for where, value in _leaves(event):  # orjson would quietly write NaN as null
+            if not _is_finite(value):
+                raise EventError(f"{where}: {value!r} is not a finite number")
         try:
             data = orjson.dumps(event, option=_DUMPS_OPTIONS)
         except orjson.JSONEncodeError as err:
-            raise EventError(f"{_unencodable(event)}: {err}; use a number, string, "
-                             "boolean or null") from None
-        validator = self._validators[stream]
+            raise EventError(f"{_unencodable(event)}: {err}; use a number, string, boolean "
+                             "or null") from None
         body = orjson.loads(data)  # validate exactly what is sent, numpy values included
-        for error in validator.iter_errors(body):
+        error = next(iter(self._validators[stream].iter_errors(body)), None)
+        if error is not None:
             path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.instance_path)
             raise EventError(f"invalid {stream} event: ${path}: {error.message}")
         if len(data) > self.max_event_bytes:
             raise EventError(f"{stream} event {event['event_id']!r} is {len(data)} bytes, over "
-                             f"the limit of {self.max_event_bytes}; log fewer or shorter features")
+                             f"the limit of {self.max_event_bytes} (max_event_bytes)")
         return data
 
     def _record_failure(self, where: str, err: BaseException) -> None:
@@ -207,10 +191,11 @@ def _connect(bootstrap_servers: str | Sequence[str], kafka_config: dict[str, Any
     if unknown:
         raise ConfigError(f"{unknown[0]!r} is not a kafka-python KafkaProducer setting")
     try:
-        return KafkaProducer(bootstrap_servers=bootstrap_servers, **{"linger_ms": 20, **kafka_config})
+        config = {"linger_ms": 20, **kafka_config}
+        return KafkaProducer(bootstrap_servers=bootstrap_servers, **config)
     except KafkaLibError as err:
         raise KafkaError(f"cannot connect to Kafka at {bootstrap_servers}: {err}; check "
-                         "bootstrap_servers and the Kafka settings of PredictionLogger") from err
+                         "bootstrap_servers and the Kafka settings") from err
 
 
 def _timestamp(value: object) -> int | str:
@@ -229,18 +214,18 @@ def _timestamp(value: object) -> int | str:
             raise EventError(f"timestamp: {value!r}: {err}") from None
         return value
     if isinstance(value, Integral) and not isinstance(value, bool):
-        if not 0 <= value <= _MAX_MS:
-            raise EventError(f"timestamp: {value} epoch milliseconds is outside 0..{_MAX_MS}")
-        return int(value)
+        ms = int(value)
+        if not 0 <= ms <= _MAX_MS:
+            raise EventError(f"timestamp: {ms} epoch milliseconds is outside 0..{_MAX_MS}")
+        return ms
     raise EventError(f"timestamp: {value!r} is not integer epoch milliseconds (seconds * 1000), "
                      "an aware datetime or an RFC 3339 string with offset")
 
 
 def _features(features: Any) -> dict[str, Any]:
-    items = features.items() if hasattr(features, "items") else None  # a dict, a pandas Series
-    if items is None:
+    if not hasattr(features, "items"):  # a dict, a pandas Series
         raise EventError(f"features: expected a mapping of name -> value, got {type(features)}")
-    out = dict(items)
+    out = dict(features.items())
     for name in out:
         if not isinstance(name, str):
             raise EventError(f"features: the name {name!r} is not a string")
@@ -254,27 +239,27 @@ def _probabilities(probabilities: Any) -> Any:
     return {_class_key(key): p for key, p in probabilities.items()}
 
 
-def _class_key(key: object) -> str:
-    if isinstance(key, str):
-        return key
-    if isinstance(key, bool) or type(key).__name__ == "bool_":
-        return "true" if key else "false"
-    if isinstance(key, Real) and float(key).is_integer():
-        return str(int(key))
-    if isinstance(key, Real):
-        return repr(float(key))
-    raise EventError(f"probabilities: the class {key!r} is not a string, number or boolean")
+def _class_key(key: Any) -> str:
+    key = key.item() if hasattr(key, "item") else key  # numpy, as in zip(model.classes_, p)
+    if isinstance(key, bool | str):
+        return key if isinstance(key, str) else str(key).lower()
+    if not isinstance(key, Real):
+        raise EventError(f"probabilities: the class {key!r} is not a string, number or boolean")
+    number = float(key)
+    return str(int(number)) if number.is_integer() else repr(number)
 
 
-def _leaves(event: dict[str, Any]) -> list[tuple[str, Any]]:
+def _is_finite(value: Any) -> bool:
+    return not isinstance(value, Real) or isinstance(value, Integral) or math.isfinite(value)
+
+
+def _leaves(event: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     """(where, value) of every top-level field and every feature and probability."""
-    out: list[tuple[str, Any]] = []
     for field, value in event.items():
         if field in ("features", "probabilities") and isinstance(value, dict):
-            out.extend((f"{field}[{name!r}]", item) for name, item in value.items())
+            yield from ((f"{field}[{name!r}]", item) for name, item in value.items())
         else:
-            out.append((field, value))
-    return out
+            yield field, value
 
 
 def _unencodable(event: dict[str, Any]) -> str:

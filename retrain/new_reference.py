@@ -1,6 +1,9 @@
-"""The challenger's reference: its training rows with its outputs, and their profile.
+"""The challenger's reference: the rows it will be judged against, and their profile.
 
-The rows the challenger was fitted on, plus its prediction (column ``reference.prediction``
+What the challenger will see in production looks like the recent traffic it was trained
+on, not like the old reference: so the new reference is the recent training rows when
+there are at least ``MIN_RECENT_ROWS`` of them, else every training row. Either way, the
+rows come with the challenger's prediction (column ``reference.prediction``
 of the config, default ``prediction``) and, for a binary classifier with
 ``predict_proba``, the probability of ``classes_[1]`` (``reference.probability``, default
 ``probability``). A name already taken by a feature gets a ``driftline_`` prefix. The
@@ -19,17 +22,21 @@ from monitor.engine.profile import ReferenceProfile
 from retrain.dataset import TrainingSet
 from retrain.registry import PROFILE_ARTIFACT, REFERENCE_ARTIFACT
 
-__all__ = ["write_reference_files"]
+__all__ = ["MIN_RECENT_ROWS", "write_reference_files"]
+
+MIN_RECENT_ROWS = 500  # enough rows for stable quantile bins and a 1,000-value sample
 
 
 def write_reference_files(
     data: TrainingSet, challenger: Any, model: ModelConfig, folder: Path
 ) -> list[Path]:
     """The new reference (training rows + challenger outputs) and its profile, as files."""
-    frame = data.train.copy()
+    recent = data.train.iloc[data.n_reference:]
+    frame = (recent if len(recent) >= MIN_RECENT_ROWS else data.train).reset_index(drop=True)
+    inputs = frame[list(data.features)]
     taken = set(frame.columns)
     prediction = _free_name(model.reference.prediction or "prediction", taken)
-    frame[prediction] = challenger.predict(data.X_train)
+    frame[prediction] = challenger.predict(inputs)
     probability = None
     classes = list(getattr(challenger, "classes_", []))
     if (
@@ -38,7 +45,7 @@ def write_reference_files(
         and hasattr(challenger, "predict_proba")
     ):
         probability = _free_name(model.reference.probability or "probability", taken)
-        frame[probability] = challenger.predict_proba(data.X_train)[:, 1]
+        frame[probability] = challenger.predict_proba(inputs)[:, 1]
     profile = ReferenceProfile.build(
         frame,
         task=model.task,

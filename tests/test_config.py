@@ -17,6 +17,7 @@ from monitor.config import (
     Config,
     DriftSettings,
     FeatureSpec,
+    HttpSettings,
     JoinSettings,
     KafkaSettings,
     RetrainSettings,
@@ -589,3 +590,37 @@ class TestAlertsAndRetrain:
         assert wine is not None
         assert wine.alerts.drift.pending == 2
         assert wine.retrain.schedule == "0 3 * * *"
+
+
+class TestHttp:
+    def test_the_server_is_on_by_default_on_loopback_port_8080_without_a_token(
+        self, tmp_path: Path
+    ) -> None:
+        assert load(tmp_path, MINIMAL).http == HttpSettings(True, "127.0.0.1", 8080, None)
+
+    def test_host_port_and_enabled_are_read(self, tmp_path: Path) -> None:
+        text = MINIMAL + "http: {enabled: false, host: '::1', port: 9100}\n"
+        assert load(tmp_path, text).http == HttpSettings(False, "::1", 9100, None)
+
+    def test_the_token_comes_from_the_named_environment_variable(self, tmp_path: Path) -> None:
+        text = MINIMAL + "http: {host: 0.0.0.0, token_env: HTTP_TOKEN}\n"
+        http = load(tmp_path, text, environ={"HTTP_TOKEN": "t0ken"}).http
+        assert (http.host, http.token) == ("0.0.0.0", "t0ken")
+        assert "t0ken" not in repr(http)
+
+    def test_a_missing_token_variable_names_the_variable_and_the_key(
+        self, tmp_path: Path
+    ) -> None:
+        message = error_of(tmp_path, MINIMAL + "http: {token_env: HTTP_TOKEN}\n")
+        assert "line 6: http.token_env: environment variable HTTP_TOKEN is not set" in message
+
+    def test_a_token_written_in_the_file_is_rejected_pointing_to_token_env(
+        self, tmp_path: Path
+    ) -> None:
+        message = error_of(tmp_path, MINIMAL + "http: {token: abc}\n")
+        assert "http.token: secrets never come from the config file" in message
+        assert "`token_env`" in message
+
+    def test_a_port_outside_0_to_65535_is_rejected(self, tmp_path: Path) -> None:
+        message = error_of(tmp_path, MINIMAL + "http: {port: 70000}\n")
+        assert "http.port: must be <= 65535, got 70000" in message

@@ -90,6 +90,7 @@ models:
       metric: accuracy
       margin: 0.02
       cooldown: 0s
+      horizon: 10m
 """)
     t0 = 1_767_225_600_000
     stream = (labelled_phase(1500, "calm", t0, None)
@@ -131,7 +132,15 @@ models:
     assert run["promoted"] is True
     assert run["registered_version"] == "2"
 
-    # a restarted daemon keeps scoring against the promoted champion's reference
+    # the drifted traffic is the new normal: a restarted daemon scores it against the
+    # promoted champion's reference (its recent training rows) and finds it healthy
+    later = labelled_phase(1500, "later", t0 + 2 * 10**6, Shift(start=0, features=[0, 1, 2],
+                                                                   sd=1.0))
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, linger_ms=20)
+    for name, event in later:
+        producer.send(topics[name], key=event["event_id"].encode(), value=orjson.dumps(event))
+    producer.flush()
+    producer.close()
     log = (tmp_path / "restart.log").open("wb")
     proc = subprocess.run(
         [sys.executable, "-m", "monitor.cli", "run", "--config", str(config), "--max-idle", "1",
@@ -141,6 +150,11 @@ models:
     assert proc.returncode == 0, restarted[-3000:]
     assert '"profile_from_store"' in restarted
     assert '"version": "2"' in restarted
+    with open_store(StoreSettings(url=f"sqlite:///{tmp_path / 'driftline.db'}")) as store:
+        windows = queries.windows(store, "m", limit=10**4)
+    after = [w for w in windows if w["window_start"] >= "2026-01-01T00:33:20Z"]
+    assert after, "no window of the later traffic"
+    assert not any(w["drift_detected"] for w in after)
 
     # a config may name the champion itself as the reference: its logged profile is used
     by_uri = tmp_path / "by_uri.yaml"
