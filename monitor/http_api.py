@@ -8,7 +8,7 @@ Routes: ``/healthz`` (the process answers), ``/readyz`` (503 naming the failing 
 ``/api/alerts``, ``/api/retrains``; the OpenAPI schema is at ``/openapi.json``. With a
 ``token``, ``/metrics`` and ``/api/*`` need ``Authorization: Bearer <token>``; the probes
 stay open for orchestrators. ``since``/``until`` take RFC 3339 (``2026-01-01T00:00:00Z``)
-or a duration back from now (``24h``). Response models: ``http_models.py``.
+or a duration back from now (``24h``). Store failures answer 503.
 """
 
 from __future__ import annotations
@@ -238,11 +238,14 @@ def parse_since(value: str | None, now: datetime) -> datetime | None:
         ) from None
 
 
+_BEARER = HTTPBearer(auto_error=False, description="The token in the variable `http.token_env`.")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+
+
 def _bearer(token: str) -> Callable[[HTTPAuthorizationCredentials | None], None]:
-    scheme = HTTPBearer(auto_error=False, description="the value of $`http.token_env`")
     expected = token.encode()
 
-    def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)]) -> None:
+    def check(credentials: Credentials) -> None:
         given = credentials.credentials.encode() if credentials else b""
         if not hmac.compare_digest(given, expected):
             raise HTTPException(
@@ -255,7 +258,8 @@ def _bearer(token: str) -> Callable[[HTTPAuthorizationCredentials | None], None]
 
 
 class HttpServer:
-    """Runs an app with uvicorn on a daemon thread; ``port=0`` picks a free port.
+    """Runs an app with uvicorn on a daemon thread, started once; ``port=0`` picks a free
+    port (read ``port`` after :meth:`start`).
 
     Refuses (``ConfigError``) a non-loopback ``host`` for an app made without a token.
     """
@@ -293,6 +297,7 @@ class HttpServer:
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
+                sock.close()
                 raise ConfigError(f"the HTTP server on {self.url} did not start; see the log")
             time.sleep(0.01)
 

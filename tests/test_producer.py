@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
@@ -231,12 +231,11 @@ class TestDelivery:
 
 def consume(bootstrap: str, topic: str, expected: int) -> list[Any]:
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=2000)
+                             enable_auto_commit=False, consumer_timeout_ms=1000)
     records: list[Any] = []
     deadline = time.monotonic() + 60
     while len(records) < expected and time.monotonic() < deadline:
-        records.extend(consumer)
-    records.extend(consumer)  # and nothing more arrives
+        records.extend(consumer)  # until nothing more arrived for a second
     consumer.close()
     return records
 
@@ -249,25 +248,27 @@ class TestOnTheBroker:
         topics = kafka_topics("predictions", "features", "labels")
         rng = np.random.default_rng(11)
         clock = iter(NOW_S + i for i in range(10_000))
-        sent: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in topics}
+        sent: dict[str, dict[str, dict[str, Any]]] = {stream: {} for stream in topics}
         with PredictionLogger(kafka_broker.bootstrap, model="m", model_version="1",
                               topics=topics, clock=lambda: next(clock)) as logger:
             for i in range(1000):
-                features = {"x": rng.normal(), "n": rng.integers(0, 9), "c": f"c{i % 3}"}
-                p = rng.random()
-                inline = i % 2 == 0
-                event_id = logger.log_prediction(int(p > 0.5), probabilities=p,
-                                                 features=features if inline else None)
-                sent["predictions"][event_id] = {"prediction": int(p > 0.5),
-                                                 "probabilities": float(p)}
-                if not inline:
+                features = {"x": np.float64(rng.normal()), "n": rng.integers(9), "c": "ab"[i % 2]}
+                plain = {k: v.item() if isinstance(v, np.generic) else v
+                         for k, v in features.items()}
+                p, label = rng.random(), int(rng.random() > 0.5)
+                if i % 2:  # features logged apart, after the prediction
+                    event_id = logger.log_prediction(int(p > 0.5), probabilities=p)
                     logger.log_features(event_id, features)
-                sent["features" if not inline else "predictions"][event_id] = {
-                    **sent["predictions"].get(event_id, {}) if inline else {},
-                    "features": {k: v.item() if hasattr(v, "item") else v
-                                 for k, v in features.items()}}
-                logger.log_label(event_id, int(rng.random() > 0.5))
-                sent["labels"][event_id] = {}
+                    sent["predictions"][event_id] = {"prediction": int(p > 0.5)}
+                    sent["features"][event_id] = {"features": plain}
+                else:
+                    event_id = logger.log_prediction(int(p > 0.5), probabilities=p,
+                                                     features=features)
+                    sent["predictions"][event_id] = {"prediction": int(p > 0.5),
+                                                     "features": plain}
+                sent["predictions"][event_id] |= {"probabilities": p, "model_version": "1"}
+                logger.log_label(event_id, label)
+                sent["labels"][event_id] = {"label": label}
         decoder = Decoder(["m"])
         for stream, topic in topics.items():
             records = consume(kafka_broker.bootstrap, topic, len(sent[stream]))
