@@ -38,6 +38,7 @@ def _config(workdir: Path, n_features: int, bootstrap: str = "127.0.0.1:9092",
             topic: str = "bench") -> object:
     reference_frame(5000, n_numeric=n_features, seed=1).to_csv(workdir / "ref.csv", index=False)
     return config_from_dict({
+        "http": {"enabled": False},
         "kafka": {"bootstrap_servers": bootstrap, "group_id": f"bench-{time.time_ns()}",
                   "topics": {"predictions": topic, "features": f"{topic}.f",
                              "labels": f"{topic}.l"}},

@@ -18,6 +18,7 @@ import hashlib
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -29,13 +30,16 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
+from sqlalchemy import select
 
-from monitor.alerts import AlertPolicyState, OutboxWorker, enqueue
+from monitor.alerts import AlertPolicyState, DeliveryStats, OutboxWorker, enqueue
 from monitor.config import Config
 from monitor.engine.profile import FORMAT_VERSION, ReferenceProfile
-from monitor.errors import KafkaError
+from monitor.errors import KafkaError, StoreError
+from monitor.http_api import HttpServer, create_app
 from monitor.ingest.ordering import TimestampMerge
 from monitor.kafka_io import SeekToStored, dlq_headers, make_consumer, make_producer
+from monitor.metrics import Metrics
 from monitor.pipeline import Message, Pipeline
 from monitor.rebaseline import champion_profile
 from monitor.replay import load_profiles
@@ -124,6 +128,7 @@ def run_daemon(
 
     def on_dead_letter(message: Message, reason: str, detail: str) -> None:
         stats.dead_letters += 1
+        metrics.observe_dead_letter(reason)
         future = producer.send(f"{message.topic}.dlq", value=message.value, key=message.key,
                                headers=dlq_headers(message, reason, detail))
         future.add_errback(failures.append)
@@ -143,7 +148,29 @@ def run_daemon(
         if c.topic == ALERTS_TOPIC and c.model in policies:
             policies[c.model] = AlertPolicyState.from_dict(
                 c.state, config.model(c.model).alerts, c.model)  # type: ignore[union-attr]
-    worker = OutboxWorker(store, config.alerts)
+    metrics = Metrics()
+
+    def delivered(stats: DeliveryStats) -> None:
+        metrics.observe_delivery("delivered", stats.delivered)
+        metrics.observe_delivery("retried", stats.retried)
+        metrics.observe_delivery("gave_up", stats.gave_up)
+
+    worker = OutboxWorker(store, config.alerts, on_stats=delivered)
+    readiness = {"broker": False, "assignment": False}
+
+    def ready() -> dict[str, bool]:
+        try:
+            with store.reading("checking the store") as conn:
+                conn.execute(select(1))
+            reachable = True
+        except StoreError:
+            reachable = False
+        return {**readiness, "store": reachable}
+
+    http = None
+    if config.http.enabled:
+        http = HttpServer(create_app(store, metrics, ready, config.http.token),
+                          config.http.host, config.http.port)
     housekeeping = BackgroundScheduler(timezone=UTC)
     housekeeping.add_job(_prune, "interval", seconds=PRUNE_INTERVAL_S, args=[store, config],
                          next_run_time=datetime.now(UTC))
@@ -151,6 +178,7 @@ def run_daemon(
     streams = {t: topics.stream_of(t) or "" for t in
                (topics.predictions, topics.features, topics.labels)}
     next_offsets: dict[tuple[str, int], int] = {}
+    evicted = dict(pipeline.summary()["unmatched"])
 
     def commit() -> float:
         """Save offsets, state and closed windows in one transaction, then tell Kafka.
@@ -192,6 +220,12 @@ def run_daemon(
                 log.info("alert", model=body["model"], kind=body["kind"],
                          status=body["status"], summary=body["summary"])
         stats.commits += 1
+        for line in lines:
+            metrics.observe_window(line)
+        unmatched = pipeline.summary()["unmatched"]
+        for kind in ("features", "labels"):
+            metrics.observe_eviction(kind, unmatched[kind] - evicted[kind])
+            evicted[kind] = unmatched[kind]
         stats.windows += len(lines)
         for line in lines:
             log.info("window", model=line["model"], window_start=line["window_start"],
@@ -204,7 +238,9 @@ def run_daemon(
         if next_offsets:  # for lag tooling only; the store's offsets are the truth
             consumer.commit(offsets={TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
                                      for (t, p), o in next_offsets.items()})
-        return time.monotonic() - started
+        took = time.monotonic() - started
+        metrics.observe_commit(took)
+        return took
 
     def raise_alerts(bodies: list[dict[str, Any]]) -> None:
         """Alerts not tied to a window (retrain outcomes): saved and queued at once."""
@@ -220,6 +256,10 @@ def run_daemon(
         if trigger is None:
             return
         bodies, outcomes = trigger.poll()
+        for outcome in outcomes:
+            metrics.observe_retrain(outcome.status)
+            if outcome.promoted:
+                metrics.observe_retrain("promoted")
         bodies += trigger.due(pipeline.as_of_ms,
                               lambda alert_id: any(alert_id in p.firing().values()
                                                    for p in policies.values()))
@@ -248,6 +288,7 @@ def run_daemon(
         ], wall_ms=int(time.time() * 1000))
         for r in records:
             next_offsets[(r.topic, r.partition)] = r.offset + 1
+        metrics.observe_messages(Counter(streams[r.topic] for r in records))
         stats.consumed += len(records)
         stats.last_message_at = time.monotonic()
 
@@ -256,8 +297,11 @@ def run_daemon(
         out = set()
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
-            if highwater is not None and consumer.position(tp) < highwater:
-                out.add(tp)
+            if highwater is not None:
+                lag = highwater - consumer.position(tp)
+                metrics.observe_lag(tp.topic, tp.partition, lag)
+                if lag > 0:
+                    out.add(tp)
         return out
 
     def on_revoked() -> None:
@@ -268,6 +312,9 @@ def run_daemon(
         consumer, lambda: store.load_offsets(group), on_revoked))
     worker.start()
     housekeeping.start()
+    if http is not None:
+        http.start()
+        log.info("http", url=http.url)
     log.info("started", bootstrap=kafka.bootstrap_servers, group=group,
              models=[m.name for m in config.models])
     idle_since = committed_at = time.monotonic()
@@ -279,6 +326,8 @@ def run_daemon(
                 batch = consumer.poll(timeout_ms=kafka.poll_timeout_ms,
                                       max_records=kafka.poll_max_records)
                 now = time.monotonic()
+                readiness["broker"] = True  # poll returned: the cluster answers
+                readiness["assignment"] = bool(consumer.assignment())
                 collect_retrains()
                 pipeline.close_idle(int(time.time() * 1000))
                 uncommitted = uncommitted or bool(closed_lines)
@@ -312,6 +361,8 @@ def run_daemon(
         consumer.close(autocommit=False)
         if trigger is not None:
             trigger.stop()
+        if http is not None:
+            http.stop()
         worker.stop()
         housekeeping.shutdown(wait=True)
         store.close()

@@ -50,6 +50,7 @@ def test_a_drift_episode_sends_one_signed_alert_and_one_resolved_notice(
     reference_frame(5000, n_numeric=5, seed=3).to_csv(tmp_path / "ref.csv", index=False)
     config = tmp_path / "driftline.yaml"
     config.write_text(f"""
+http: {{port: 0}}  # any free port: tests run daemons one after another
 kafka:
   bootstrap_servers: "{kafka_broker.bootstrap}"
   group_id: e2e
@@ -117,6 +118,7 @@ def test_alerts_in_the_outbox_of_a_sigkilled_daemon_are_sent_after_restart(
     reference_frame(5000, n_numeric=5, seed=3).to_csv(tmp_path / "ref.csv", index=False)
     config = tmp_path / "driftline.yaml"
     config.write_text(f"""
+http: {{port: 0}}  # any free port: tests run daemons one after another
 kafka:
   bootstrap_servers: "{kafka_broker.bootstrap}"
   group_id: outbox

@@ -13,9 +13,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import StoreSettings
 from monitor.store import open_store, queries
@@ -31,6 +33,7 @@ def write_config(tmp_path: Path, bootstrap: str, topics: dict[str, str], *, size
     reference_frame(2000, n_numeric=N_FEATURES, seed=7).to_csv(tmp_path / "ref.csv", index=False)
     config = tmp_path / "driftline.yaml"
     config.write_text(f"""
+http: {{port: 0}}  # any free port: tests run daemons one after another
 kafka:
   bootstrap_servers: "{bootstrap}"
   group_id: g-{tmp_path.name}
@@ -246,6 +249,27 @@ def test_sigkilled_and_restarted_the_daemon_finalises_exactly_what_a_replay_does
         assert_same(stored[key], expected[key], f"window {key}")
 
 
+def http_url(log: Path) -> str:
+    """The daemon's HTTP address, from its `http` log line."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for raw in log.read_bytes().splitlines():
+            if raw.startswith(b"{") and b'"event": "http"' in raw:
+                return str(orjson.loads(raw)["url"])
+        time.sleep(0.1)
+    raise AssertionError(f"no http line in {log}")
+
+
+def predictions_counted(url: str) -> float:
+    text = httpx.get(f"{url}/metrics").text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "driftline_events_total" and \
+                    sample.labels.get("stream") == "predictions":
+                return sample.value
+    raise AssertionError("driftline_events_total{stream=predictions} is missing")
+
+
 def test_sigterm_finishes_the_batch_commits_and_exits_cleanly(
     kafka_broker: Any, kafka_topics: Any, tmp_path: Path
 ) -> None:
@@ -257,7 +281,13 @@ def test_sigterm_finishes_the_batch_commits_and_exits_cleanly(
     producer.flush()
     producer.close()
     proc = run_daemon(config, tmp_path / "out.jsonl", tmp_path, max_idle=60, wait=False)
-    time.sleep(4.0)
+    url = http_url(tmp_path / "daemon.log")
+    first = predictions_counted(url)
+    deadline = time.monotonic() + 60
+    while predictions_counted(url) < 20_000 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert first < predictions_counted(url) == 20_000  # the counter moved with the stream
+    assert httpx.get(f"{url}/readyz").status_code == 200
     proc.send_signal(signal.SIGTERM)
     started = time.monotonic()
     assert proc.wait(timeout=30) == 0, (tmp_path / "daemon.log").read_text()[-3000:]

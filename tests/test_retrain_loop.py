@@ -64,6 +64,7 @@ def test_drift_starts_a_retrain_whose_better_challenger_is_promoted(
     topics = kafka_topics()
     config = tmp_path / "driftline.yaml"
     config.write_text(f"""
+http: {{port: 0}}  # any free port: tests run daemons one after another
 kafka:
   bootstrap_servers: "{kafka_broker.bootstrap}"
   group_id: loop

@@ -102,7 +102,10 @@ class OutboxWorker:
         rng: random.Random | None = None,
         poll_interval_s: float = 1.0,
         batch_size: int = 100,
+        on_stats: Callable[[DeliveryStats], None] | None = None,
     ) -> None:
+        """``on_stats`` receives what every background round did (metrics)."""
+        self.on_stats = on_stats
         self.store = store
         self.delivery = settings.delivery
         self._routes = {route.name: route for route in settings.routes}
@@ -261,6 +264,8 @@ class OutboxWorker:
             except Exception as err:  # keep delivering after a store hiccup
                 log.error("outbox_error", error=str(err))
                 stats = DeliveryStats()
+            if self.on_stats is not None and stats.claimed:
+                self.on_stats(stats)
             if stats.claimed >= self._batch_size:
                 continue  # more may be due right away
             self._wake.wait(self._poll_interval_s)
