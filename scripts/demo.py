@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -72,10 +73,18 @@ def train() -> tuple[Any, pd.DataFrame, pd.DataFrame]:
     return model, reference, live
 
 
-def write_config(bootstrap: str, reference: pd.DataFrame) -> Path:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_config(bootstrap: str, reference: pd.DataFrame, port: int) -> Path:
     reference.to_csv(WORK / "reference.csv", index=False)
     config = WORK / "driftline.yaml"
     config.write_text(f"""\
+http:
+  port: {port}
 kafka:
   bootstrap_servers: "{bootstrap}"
   group_id: driftline-demo
@@ -158,6 +167,8 @@ def narrate(line: dict[str, Any]) -> None:
 
 def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
+    for stale in ("driftline.db", "driftline.db-wal", "driftline.db-shm", "windows.jsonl"):
+        (WORK / stale).unlink(missing_ok=True)  # a new broker each run: a new store too
     daemon: subprocess.Popen[bytes] | None = None
     try:
         say("starting a local Apache Kafka broker (KRaft, from Maven Central jars)")
@@ -166,7 +177,8 @@ def main() -> int:
         model, reference, live = train()
         say(f"trained a logistic regression on breast cancer data; reference: "
             f"{len(reference)} rows, {reference.shape[1] - 3} features")
-        config = write_config(bootstrap, reference)
+        port = free_port()
+        config = write_config(bootstrap, reference, port)
         output = WORK / "windows.jsonl"
         output.unlink(missing_ok=True)
         say(f"starting the daemon: driftline run --config {config.relative_to(ROOT)}")
@@ -174,6 +186,8 @@ def main() -> int:
             [str(ROOT / ".venv" / "bin" / "driftline"), "--log-level", "warning", "run",
              "--config", str(config), "--output", str(output), "--max-idle", "5",
              "--cache-dir", str(WORK / "cache")])
+        say(f"the daemon serves http://127.0.0.1:{port}/metrics and "
+            f"http://127.0.0.1:{port}/api/models/cancer/windows")
         simulate(bootstrap, model, live)
         seen = 0
         while True:
