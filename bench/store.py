@@ -25,6 +25,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.config import StoreSettings, config_from_dict
+from monitor.effects import CHECKPOINT_PARTITION, CHECKPOINT_TOPIC, SEGMENT_TOPIC
 from monitor.pipeline import Message, Pipeline
 from monitor.replay import load_profiles
 from monitor.store import Checkpoint, WindowLine, open_store
@@ -59,8 +60,13 @@ def run(workdir: Path, messages: list[Message], store_url: str | None) -> dict[s
             closed = [WindowLine(x["window_key"], x) for x in lines]
             store.commit_batch(
                 "bench", offsets={("bench", 0): i + 2000},
-                checkpoints=[Checkpoint("*", -1, name, state)
-                             for name, state in pipeline.checkpoint().items()],
+                checkpoints=[
+                    *(Checkpoint(CHECKPOINT_TOPIC, CHECKPOINT_PARTITION, name, state)
+                      for name, state in pipeline.checkpoint().items()),
+                    *(Checkpoint(SEGMENT_TOPIC, key, name, {"entries": entries})
+                      for name, changed in pipeline.segments().items()
+                      for key, entries in changed.items()),
+                ],
                 windows=closed)
             commits.append(time.perf_counter() - t0)
             lines.clear()

@@ -24,12 +24,15 @@ from monitor.rebaseline import champion_profile
 from monitor.retrain_trigger import RetrainTrigger
 from monitor.store import Checkpoint, Store, TrainingLabel, TrainingRow, WindowLine
 
-__all__ = ["ALERTS_TOPIC", "CHECKPOINT_PARTITION", "CHECKPOINT_TOPIC", "Effects"]
+__all__ = ["ALERTS_TOPIC", "CHECKPOINT_PARTITION", "CHECKPOINT_TOPIC", "SEGMENT_TOPIC", "Effects"]
 
 log = structlog.get_logger("driftline.daemon")
 
 CHECKPOINT_TOPIC, CHECKPOINT_PARTITION = "*", -1  # the state is per model, not per partition
 ALERTS_TOPIC = "__alerts__"  # the alert policies' state rides in the same checkpoints
+# The join's remembered predictions, one checkpoint row per window ("partition" = window
+# key): a commit rewrites only the segments that changed, not the whole join.
+SEGMENT_TOPIC = "__segment__"
 
 
 class Effects:
@@ -55,9 +58,14 @@ class Effects:
     def restore(self) -> None:
         """Continue the pipeline and the alert policies from the saved checkpoints."""
         saved = self.store.load_checkpoints(self.config.kafka.group_id)
+        segments: dict[str, dict[int, list[list[Any]]]] = {}
+        for c in saved:
+            if c.topic == SEGMENT_TOPIC:
+                segments.setdefault(c.model, {})[c.partition] = c.state["entries"]
         self.pipeline.restore({c.model: c.state for c in saved
                                if (c.topic, c.partition) == (CHECKPOINT_TOPIC,
-                                                             CHECKPOINT_PARTITION)})
+                                                             CHECKPOINT_PARTITION)},
+                              segments)
         for c in saved:
             model = self.config.model(c.model)
             if c.topic == ALERTS_TOPIC and model is not None:
@@ -81,6 +89,9 @@ class Effects:
                   for name, state in pipeline.checkpoint().items()),
                 *(Checkpoint(ALERTS_TOPIC, CHECKPOINT_PARTITION, name, policy.to_dict())
                   for name, policy in self.policies.items()),
+                *(Checkpoint(SEGMENT_TOPIC, key, name, {"entries": entries})
+                  for name, changed in pipeline.segments().items()
+                  for key, entries in changed.items()),
             ],
             windows=[WindowLine(line["window_key"], line) for line in lines],
             alerts=alerts,

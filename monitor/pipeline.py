@@ -23,9 +23,10 @@ from monitor.ingest.join import JoinBuffer
 from monitor.windows.assigner import WindowAssigner
 from monitor.windows.window import Window
 
-__all__ = ["Message", "Pipeline", "TrainingBuffer"]
+__all__ = ["LATE_SEGMENT", "Message", "Pipeline", "TrainingBuffer"]
 
 _NEVER = 2**62  # a deadline no clock reaches
+LATE_SEGMENT = -1  # the segment of predictions whose window had closed (no window key)
 _RECHECK = -(2**62)  # forces the next close check to scan the open windows
 
 WindowSink = Callable[[dict[str, Any]], None]
@@ -43,6 +44,10 @@ class Message:
     offset: int = 0
     key: bytes | None = None
     headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def _segment(window: Window | None) -> int:
+    return LATE_SEGMENT if window is None else window.key
 
 
 @dataclass(slots=True)
@@ -69,6 +74,7 @@ class _Remembered:
     probabilities: Any
     has_features: bool
     labelled: bool = False
+    seq: int = 0  # arrival order, so a checkpoint restores the join in the same order
 
 
 class _ModelPipeline:
@@ -95,6 +101,8 @@ class _ModelPipeline:
         self.closed: list[Window] = []  # closed windows that may still get labels
         self.clock_ms = -(2**62)
         self.active_at_ms: int | None = None  # wall time of its last event (live only)
+        self._seq = 0
+        self._dirty: set[int] = set()  # segments of remembered predictions changed since saved
         # joined rows kept for the retrain job, when it is on and the core collects them
         self.training = core.training if model.retrain.enabled else None
         self._next_deadline = _RECHECK  # clock value up to which no window is due
@@ -121,8 +129,10 @@ class _ModelPipeline:
                 features = pending
             else:
                 self.core.counts["duplicate_features"] += 1
+        self._seq += 1
         remembered = _Remembered(window, body["prediction"], body.get("probabilities"),
-                                 features is not None)
+                                 features is not None, seq=self._seq)
+        self._dirty.add(_segment(window))
         if window is None:
             self.core.counts["late_predictions"] += 1
         else:
@@ -150,6 +160,7 @@ class _ModelPipeline:
             self.core.counts["duplicate_features"] += 1
         else:
             remembered.has_features = True
+            self._dirty.add(_segment(remembered.window))
             if self.training is not None:
                 self.training.rows.append((self.model.name, event.event_id, event.ts_ms,
                                            features, remembered.prediction))
@@ -173,6 +184,7 @@ class _ModelPipeline:
             self.core.counts["duplicate_labels"] += 1
             return
         remembered.labelled = True
+        self._dirty.add(_segment(remembered.window))
         if self.training is not None:
             self.training.labels.append((self.model.name, event_id, label))
         window = remembered.window
@@ -249,6 +261,7 @@ class _ModelPipeline:
     def _evicted(self, kind: str, key: str, value: Any) -> None:
         if kind == "predictions":
             window = value.window
+            self._dirty.add(_segment(window))
             if window is not None:
                 window.refs -= 1
         else:
@@ -263,16 +276,28 @@ class _ModelPipeline:
             "expired_at": self._expired_at,
             "assigner": self.assigner.to_dict(),
             "windows": [w.to_dict() for w in [*self.open.values(), *self.closed]],
-            "predictions": [
-                [key, ts, None if r.window is None else r.window.key, r.prediction,
-                 r.probabilities, r.has_features, r.labelled]
-                for key, ts, r in self.join.predictions.entries()
-            ],
+            "seq": self._seq,
             "pending": {stream: [list(entry) for entry in buffer.entries()]
                         for stream, buffer in self.join.pending.items()},
         }
 
-    def load_dict(self, data: dict[str, Any]) -> None:
+    def segments(self) -> dict[int, list[list[Any]]]:
+        """The remembered predictions of every segment changed since the last call, by
+        window key (``LATE_SEGMENT`` for predictions no window took): what a checkpoint
+        rewrites. An emptied segment comes back as an empty list."""
+        dirty, self._dirty = self._dirty, set()
+        out: dict[int, list[list[Any]]] = {key: [] for key in dirty}
+        if not dirty:
+            return out
+        for key, ts, r in self.join.predictions.entries():
+            segment = _segment(r.window)
+            if segment in dirty:
+                out[segment].append([r.seq, key, ts, r.prediction, r.probabilities,
+                                     r.has_features, r.labelled])
+        return out
+
+    def load_dict(self, data: dict[str, Any], segments: Mapping[int, list[list[Any]]]
+                  ) -> None:
         self.clock_ms = data["clock_ms"]
         self._expired_at = data["expired_at"]
         self.assigner.load_dict(data["assigner"])
@@ -282,11 +307,14 @@ class _ModelPipeline:
             windows[window.key] = window
         self.open = {k: w for k, w in windows.items() if not w.closed}
         self.closed = [w for w in windows.values() if w.closed]
+        self._seq = data["seq"]
+        entries = sorted((entry, segment) for segment, saved in segments.items()
+                         for entry in saved)
         self.join.predictions.load(
-            (key, ts, _Remembered(None if wkey is None else windows[wkey], prediction,
-                                  probabilities, has_features, labelled))
-            for key, ts, wkey, prediction, probabilities, has_features, labelled
-            in data["predictions"]
+            (key, ts, _Remembered(None if segment == LATE_SEGMENT else windows[segment],
+                                  prediction, probabilities, has_features, labelled, seq))
+            for (seq, key, ts, prediction, probabilities, has_features, labelled), segment
+            in entries
         )
         for stream, entries in data["pending"].items():
             self.join.pending[stream].load(entries)
@@ -378,12 +406,19 @@ class Pipeline:
         return {name: {"pipeline": shared, "model": model.to_dict()}
                 for name, model in self.models.items()}
 
-    def restore(self, states: Mapping[str, dict[str, Any]]) -> None:
-        """Continue from a ``checkpoint()``; models without a saved state start empty."""
+    def segments(self) -> dict[str, dict[int, list[list[Any]]]]:
+        """Per model, the segments of remembered predictions changed since the last call;
+        saved beside ``checkpoint()``, so a commit rewrites only what changed."""
+        return {name: model.segments() for name, model in self.models.items()}
+
+    def restore(self, states: Mapping[str, dict[str, Any]],
+                segments: Mapping[str, Mapping[int, list[list[Any]]]]) -> None:
+        """Continue from a ``checkpoint()`` and every saved segment; models without a
+        saved state start empty."""
         for name, state in states.items():
             if name not in self.models:
                 continue  # a model removed from the config since
-            self.models[name].load_dict(state["model"])
+            self.models[name].load_dict(state["model"], segments.get(name, {}))
             shared = state["pipeline"]
             self.counts = Counter(shared["counts"])
             self.dlq = Counter(shared["dlq"])

@@ -245,8 +245,11 @@ class TestCheckpoint:
         messages = [Message(s, orjson.dumps(v), s, 0, i) for i, (s, v) in enumerate(pairs)]
         first.pipeline.process(messages[:cut])
         saved = orjson.loads(orjson.dumps(first.pipeline.checkpoint()))  # as the store keeps it
+        segments = {name: {int(k): v for k, v in changed.items()} for name, changed in
+                    orjson.loads(orjson.dumps(first.pipeline.segments(),
+                                              option=orjson.OPT_NON_STR_KEYS)).items()}
         second = Run(config, workdir)
-        second.pipeline.restore(saved)
+        second.pipeline.restore(saved, segments)
         second.pipeline.process(messages[cut:])
         second.pipeline.flush()
 
@@ -278,3 +281,31 @@ class TestIdleStreams:
             ev("predictions", 1, 0, prediction=1, features=FEATS)[1]), "predictions", 0, 0)])
         run.pipeline.close_idle(10**13)
         assert run.lines == []
+
+
+class TestIncrementalCheckpoints:
+    def test_segments_saved_at_several_commits_restore_the_same_join(self, workdir):
+        config = make_config(workdir, {"size": 100, "grace": "2s"},
+                             max_pending=1000, max_age="1d", max_predictions=250)
+        pairs = list(events(1200, n_numeric=4, seed=6, features_inline=False,
+                            label_every=2, label_delay=180))
+        whole = Run(config, workdir).feed(pairs).lines
+        messages = [Message(s, orjson.dumps(v), s, 0, i) for i, (s, v) in enumerate(pairs)]
+        live = Run(config, workdir)
+        saved_segments: dict[int, list[Any]] = {}
+        core: dict[str, Any] = {}
+        for start in range(0, 2000, 400):  # five commits, like the daemon's
+            live.pipeline.process(messages[start:start + 400])
+            core = orjson.loads(orjson.dumps(live.pipeline.checkpoint()))
+            for key, entries in live.pipeline.segments()["m"].items():
+                saved_segments[key] = orjson.loads(orjson.dumps(entries))  # an upsert
+        restored = Run(config, workdir)
+        restored.pipeline.restore(core, {"m": saved_segments})
+        restored.pipeline.process(messages[2000:])
+        restored.pipeline.flush()
+
+        def comparable(lines: list[dict[str, Any]]) -> list[str]:
+            return [orjson.dumps(line, option=orjson.OPT_SORT_KEYS).decode() for line in lines]
+
+        assert comparable(live.lines + restored.lines) == comparable(whole)
+        assert len(live.pipeline.segments()["m"]) == 0  # nothing changed since the last save
