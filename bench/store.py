@@ -25,7 +25,12 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.config import StoreSettings, config_from_dict
-from monitor.effects import CHECKPOINT_PARTITION, CHECKPOINT_TOPIC, SEGMENT_TOPIC
+from monitor.effects import (
+    CHECKPOINT_PARTITION,
+    CHECKPOINT_TOPIC,
+    SEGMENT_TOPIC,
+    WINDOW_TOPIC,
+)
 from monitor.pipeline import Message, Pipeline
 from monitor.replay import load_profiles
 from monitor.store import Checkpoint, WindowLine, open_store
@@ -66,6 +71,9 @@ def run(workdir: Path, messages: list[Message], store_url: str | None) -> dict[s
                     *(Checkpoint(SEGMENT_TOPIC, key, name, {"entries": entries})
                       for name, changed in pipeline.segments().items()
                       for key, entries in changed.items()),
+                    *(Checkpoint(WINDOW_TOPIC, key, name, {"window": window})
+                      for name, changed in pipeline.closed_windows().items()
+                      for key, window in changed.items()),
                 ],
                 windows=closed)
             commits.append(time.perf_counter() - t0)

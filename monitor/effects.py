@@ -24,7 +24,14 @@ from monitor.rebaseline import champion_profile
 from monitor.retrain_trigger import RetrainTrigger
 from monitor.store import Checkpoint, Store, TrainingLabel, TrainingRow, WindowLine
 
-__all__ = ["ALERTS_TOPIC", "CHECKPOINT_PARTITION", "CHECKPOINT_TOPIC", "SEGMENT_TOPIC", "Effects"]
+__all__ = [
+    "ALERTS_TOPIC",
+    "CHECKPOINT_PARTITION",
+    "CHECKPOINT_TOPIC",
+    "SEGMENT_TOPIC",
+    "WINDOW_TOPIC",
+    "Effects",
+]
 
 log = structlog.get_logger("driftline.daemon")
 
@@ -33,6 +40,7 @@ ALERTS_TOPIC = "__alerts__"  # the alert policies' state rides in the same check
 # The join's remembered predictions, one checkpoint row per window ("partition" = window
 # key): a commit rewrites only the segments that changed, not the whole join.
 SEGMENT_TOPIC = "__segment__"
+WINDOW_TOPIC = "__window__"  # closed windows kept for late labels, one row each, likewise
 
 
 class Effects:
@@ -59,13 +67,16 @@ class Effects:
         """Continue the pipeline and the alert policies from the saved checkpoints."""
         saved = self.store.load_checkpoints(self.config.kafka.group_id)
         segments: dict[str, dict[int, list[list[Any]]]] = {}
+        closed: dict[str, dict[int, dict[str, Any]]] = {}
         for c in saved:
             if c.topic == SEGMENT_TOPIC:
                 segments.setdefault(c.model, {})[c.partition] = c.state["entries"]
+            elif c.topic == WINDOW_TOPIC and c.state.get("window") is not None:
+                closed.setdefault(c.model, {})[c.partition] = c.state["window"]
         self.pipeline.restore({c.model: c.state for c in saved
                                if (c.topic, c.partition) == (CHECKPOINT_TOPIC,
                                                              CHECKPOINT_PARTITION)},
-                              segments)
+                              segments, closed)
         for c in saved:
             model = self.config.model(c.model)
             if c.topic == ALERTS_TOPIC and model is not None:
@@ -92,6 +103,9 @@ class Effects:
                 *(Checkpoint(SEGMENT_TOPIC, key, name, {"entries": entries})
                   for name, changed in pipeline.segments().items()
                   for key, entries in changed.items()),
+                *(Checkpoint(WINDOW_TOPIC, key, name, {"window": window})
+                  for name, changed in pipeline.closed_windows().items()
+                  for key, window in changed.items()),
             ],
             windows=[WindowLine(line["window_key"], line) for line in lines],
             alerts=alerts,

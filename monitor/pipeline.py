@@ -103,6 +103,7 @@ class _ModelPipeline:
         self.active_at_ms: int | None = None  # wall time of its last event (live only)
         self._seq = 0
         self._dirty: set[int] = set()  # segments of remembered predictions changed since saved
+        self._unsaved: set[int] = set()  # closed windows changed (or dropped) since saved
         # joined rows kept for the retrain job, when it is on and the core collects them
         self.training = core.training if model.retrain.enabled else None
         self._next_deadline = _RECHECK  # clock value up to which no window is due
@@ -192,6 +193,8 @@ class _ModelPipeline:
             self.core.counts["labels_of_late_predictions"] += 1
             return
         window.add_label(remembered.prediction, remembered.probabilities, label)
+        if window.closed:
+            self._unsaved.add(window.key)
 
     # -- windows --------------------------------------------------------------------------
 
@@ -240,6 +243,7 @@ class _ModelPipeline:
         self.core.emit(window.line(self.core.as_of_ms))
         if window.refs > 0:
             self.closed.append(window)
+            self._unsaved.add(window.key)
 
     def close_all(self) -> None:
         for window in sorted(self.open.values(), key=lambda w: w.key):
@@ -250,6 +254,8 @@ class _ModelPipeline:
         for window in self.closed:
             if window.dirty:
                 self.core.emit(window.line(self.core.as_of_ms))
+            if window.refs <= 0:
+                self._unsaved.add(window.key)  # dropped: its saved copy goes too
         self.closed = [w for w in self.closed if w.refs > 0]
 
     def drain_pending(self) -> None:
@@ -275,7 +281,7 @@ class _ModelPipeline:
             "clock_ms": self.clock_ms,
             "expired_at": self._expired_at,
             "assigner": self.assigner.to_dict(),
-            "windows": [w.to_dict() for w in [*self.open.values(), *self.closed]],
+            "windows": [w.to_dict() for w in self.open.values()],
             "seq": self._seq,
             "pending": {stream: [list(entry) for entry in buffer.entries()]
                         for stream, buffer in self.join.pending.items()},
@@ -296,13 +302,20 @@ class _ModelPipeline:
                                      r.has_features, r.labelled])
         return out
 
-    def load_dict(self, data: dict[str, Any], segments: Mapping[int, list[list[Any]]]
-                  ) -> None:
+    def closed_windows(self) -> dict[int, dict[str, Any] | None]:
+        """Closed windows kept for late labels that changed since the last call, by key
+        (None: dropped since). Saved apart, so a commit does not rewrite them all."""
+        unsaved, self._unsaved = self._unsaved, set()
+        kept = {w.key: w for w in self.closed}
+        return {key: kept[key].to_dict() if key in kept else None for key in unsaved}
+
+    def load_dict(self, data: dict[str, Any], segments: Mapping[int, list[list[Any]]],
+                  closed: Mapping[int, dict[str, Any]]) -> None:
         self.clock_ms = data["clock_ms"]
         self._expired_at = data["expired_at"]
         self.assigner.load_dict(data["assigner"])
         windows = {}
-        for saved in data["windows"]:
+        for saved in [*data["windows"], *closed.values()]:
             window = Window.from_dict(saved, self.profile, self.model)
             windows[window.key] = window
         self.open = {k: w for k, w in windows.items() if not w.closed}
@@ -411,14 +424,20 @@ class Pipeline:
         saved beside ``checkpoint()``, so a commit rewrites only what changed."""
         return {name: model.segments() for name, model in self.models.items()}
 
+    def closed_windows(self) -> dict[str, dict[int, dict[str, Any] | None]]:
+        """Per model, closed windows changed since the last call (see the model's)."""
+        return {name: model.closed_windows() for name, model in self.models.items()}
+
     def restore(self, states: Mapping[str, dict[str, Any]],
-                segments: Mapping[str, Mapping[int, list[list[Any]]]]) -> None:
-        """Continue from a ``checkpoint()`` and every saved segment; models without a
-        saved state start empty."""
+                segments: Mapping[str, Mapping[int, list[list[Any]]]],
+                closed: Mapping[str, Mapping[int, dict[str, Any]]]) -> None:
+        """Continue from a ``checkpoint()``, every saved segment and closed window;
+        models without a saved state start empty."""
         for name, state in states.items():
             if name not in self.models:
                 continue  # a model removed from the config since
-            self.models[name].load_dict(state["model"], segments.get(name, {}))
+            self.models[name].load_dict(state["model"], segments.get(name, {}),
+                                        closed.get(name, {}))
             shared = state["pipeline"]
             self.counts = Counter(shared["counts"])
             self.dlq = Counter(shared["dlq"])

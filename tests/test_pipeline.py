@@ -248,8 +248,11 @@ class TestCheckpoint:
         segments = {name: {int(k): v for k, v in changed.items()} for name, changed in
                     orjson.loads(orjson.dumps(first.pipeline.segments(),
                                               option=orjson.OPT_NON_STR_KEYS)).items()}
+        closed = {name: {int(k): v for k, v in changed.items() if v is not None}
+                  for name, changed in orjson.loads(orjson.dumps(
+                      first.pipeline.closed_windows(), option=orjson.OPT_NON_STR_KEYS)).items()}
         second = Run(config, workdir)
-        second.pipeline.restore(saved, segments)
+        second.pipeline.restore(saved, segments, closed)
         second.pipeline.process(messages[cut:])
         second.pipeline.flush()
 
@@ -293,14 +296,18 @@ class TestIncrementalCheckpoints:
         messages = [Message(s, orjson.dumps(v), s, 0, i) for i, (s, v) in enumerate(pairs)]
         live = Run(config, workdir)
         saved_segments: dict[int, list[Any]] = {}
+        saved_windows: dict[int, Any] = {}
         core: dict[str, Any] = {}
         for start in range(0, 2000, 400):  # five commits, like the daemon's
             live.pipeline.process(messages[start:start + 400])
             core = orjson.loads(orjson.dumps(live.pipeline.checkpoint()))
             for key, entries in live.pipeline.segments()["m"].items():
                 saved_segments[key] = orjson.loads(orjson.dumps(entries))  # an upsert
+            for key, window in live.pipeline.closed_windows()["m"].items():
+                saved_windows[key] = orjson.loads(orjson.dumps(window))
         restored = Run(config, workdir)
-        restored.pipeline.restore(core, {"m": saved_segments})
+        restored.pipeline.restore(core, {"m": saved_segments}, {
+            "m": {k: v for k, v in saved_windows.items() if v is not None}})
         restored.pipeline.process(messages[2000:])
         restored.pipeline.flush()
 
@@ -309,3 +316,4 @@ class TestIncrementalCheckpoints:
 
         assert comparable(live.lines + restored.lines) == comparable(whole)
         assert len(live.pipeline.segments()["m"]) == 0  # nothing changed since the last save
+        assert len(live.pipeline.closed_windows()["m"]) == 0
