@@ -75,6 +75,7 @@ class _Remembered:
     has_features: bool
     labelled: bool = False
     seq: int = 0  # arrival order, so a checkpoint restores the join in the same order
+    ts_ms: int = 0
 
 
 class _ModelPipeline:
@@ -104,6 +105,7 @@ class _ModelPipeline:
         self._seq = 0
         self._dirty: set[int] = set()  # segments of remembered predictions changed since saved
         self._unsaved: set[int] = set()  # closed windows changed (or dropped) since saved
+        self._members: dict[int, dict[str, None]] = {}  # segment -> its event ids, in order
         # joined rows kept for the retrain job, when it is on and the core collects them
         self.training = core.training if model.retrain.enabled else None
         self._next_deadline = _RECHECK  # clock value up to which no window is due
@@ -132,8 +134,10 @@ class _ModelPipeline:
                 self.core.counts["duplicate_features"] += 1
         self._seq += 1
         remembered = _Remembered(window, body["prediction"], body.get("probabilities"),
-                                 features is not None, seq=self._seq)
-        self._dirty.add(_segment(window))
+                                 features is not None, seq=self._seq, ts_ms=event.ts_ms)
+        segment = _segment(window)
+        self._dirty.add(segment)
+        self._members.setdefault(segment, {})[event.event_id] = None
         if window is None:
             self.core.counts["late_predictions"] += 1
         else:
@@ -267,7 +271,13 @@ class _ModelPipeline:
     def _evicted(self, kind: str, key: str, value: Any) -> None:
         if kind == "predictions":
             window = value.window
-            self._dirty.add(_segment(window))
+            segment = _segment(window)
+            self._dirty.add(segment)
+            members = self._members.get(segment)
+            if members is not None:
+                members.pop(key, None)
+                if not members:
+                    del self._members[segment]
             if window is not None:
                 window.refs -= 1
         else:
@@ -292,14 +302,15 @@ class _ModelPipeline:
         window key (``LATE_SEGMENT`` for predictions no window took): what a checkpoint
         rewrites. An emptied segment comes back as an empty list."""
         dirty, self._dirty = self._dirty, set()
-        out: dict[int, list[list[Any]]] = {key: [] for key in dirty}
-        if not dirty:
-            return out
-        for key, ts, r in self.join.predictions.entries():
-            segment = _segment(r.window)
-            if segment in dirty:
-                out[segment].append([r.seq, key, ts, r.prediction, r.probabilities,
-                                     r.has_features, r.labelled])
+        remembered = self.join.predictions
+        out: dict[int, list[list[Any]]] = {}
+        for segment in dirty:
+            entries = out[segment] = []
+            for key in self._members.get(segment, ()):
+                r = remembered.get(key)
+                if r is not None:
+                    entries.append([r.seq, key, r.ts_ms, r.prediction, r.probabilities,
+                                    r.has_features, r.labelled])
         return out
 
     def closed_windows(self) -> dict[int, dict[str, Any] | None]:
@@ -325,10 +336,13 @@ class _ModelPipeline:
                          for entry in saved)
         self.join.predictions.load(
             (key, ts, _Remembered(None if segment == LATE_SEGMENT else windows[segment],
-                                  prediction, probabilities, has_features, labelled, seq))
+                                  prediction, probabilities, has_features, labelled, seq, ts))
             for (seq, key, ts, prediction, probabilities, has_features, labelled), segment
             in entries
         )
+        self._members = {}
+        for (_, key, *_rest), segment in entries:
+            self._members.setdefault(segment, {})[key] = None
         for stream, entries in data["pending"].items():
             self.join.pending[stream].load(entries)
         self._next_deadline = _RECHECK
