@@ -63,3 +63,19 @@ class TestComposeFile:
         assert bindings, "expected published ports"
         assert {key: ip for key, ip in bindings.items() if ip != LOOPBACK} == {}
         assert all(s.get("network_mode") != "host" for s in compose["services"].values())
+
+
+def test_the_config_the_compose_daemon_mounts_is_valid() -> None:
+    from monitor.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    mount = next(v for v in compose["services"]["driftline"]["volumes"]
+                 if v.endswith(":/etc/driftline/driftline.yaml:ro"))
+    config = load_config(root / mount.split(":")[0].removeprefix("./"), environ={
+        "DRIFTLINE_DB_PASSWORD": "x", "DRIFTLINE_HTTP_TOKEN": "t",
+        "DRIFTLINE_WEBHOOK_SECRET": "s"})
+    assert config.kafka.bootstrap_servers == "kafka:19092"
+    assert config.store.url.startswith("postgresql+psycopg://driftline@postgres:5432/")
+    assert config.http.host == "0.0.0.0"
+    assert config.http.token == "t"
