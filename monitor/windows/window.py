@@ -86,7 +86,7 @@ class Window:
         self.n_predictions += 1
         self.refs += 1
         self.newest_ms = max(self.newest_ms, ts_ms)
-        if self.profile_by_count:
+        if self.model.window.size is not None:  # a count window ends at its last prediction
             self.end_ms = ts_ms
         self._predictions.append(prediction)
         self._probabilities.append(probabilities)
@@ -95,10 +95,6 @@ class Window:
             self._row_keys.append(event_id)
         if len(self._predictions) >= FLUSH_ROWS:
             self.flush()
-
-    @property
-    def profile_by_count(self) -> bool:
-        return self.model.window.size is not None
 
     def add_features(self, event_id: str, features: Any) -> None:
         self._rows.append(features)
