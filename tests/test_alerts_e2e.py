@@ -19,6 +19,7 @@ from kafka import KafkaProducer
 from monitor.config import StoreSettings
 from monitor.store import open_store, queries
 from monitor.synthetic import Shift, events, reference_frame
+from tests.services.daemon_config import kafka_yaml
 from tests.services.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.kafka
@@ -50,13 +51,7 @@ def test_a_drift_episode_sends_one_signed_alert_and_one_resolved_notice(
     reference_frame(5000, n_numeric=5, seed=3).to_csv(tmp_path / "ref.csv", index=False)
     config = tmp_path / "driftline.yaml"
     config.write_text(f"""
-http: {{port: 0}}  # any free port: tests run daemons one after another
-kafka:
-  bootstrap_servers: "{kafka_broker.bootstrap}"
-  group_id: e2e
-  topics: {{predictions: {topics['predictions']}, features: {topics['features']},
-           labels: {topics['labels']}}}
-  poll_timeout_ms: 200
+{kafka_yaml(kafka_broker.bootstrap, topics, "e2e")}
 alerts:
   routes:
     - {{name: oncall, url: "{receiver.url}", secret_env: E2E_SECRET}}
@@ -118,13 +113,7 @@ def test_alerts_in_the_outbox_of_a_sigkilled_daemon_are_sent_after_restart(
     reference_frame(5000, n_numeric=5, seed=3).to_csv(tmp_path / "ref.csv", index=False)
     config = tmp_path / "driftline.yaml"
     config.write_text(f"""
-http: {{port: 0}}  # any free port: tests run daemons one after another
-kafka:
-  bootstrap_servers: "{kafka_broker.bootstrap}"
-  group_id: outbox
-  topics: {{predictions: {topics['predictions']}, features: {topics['features']},
-           labels: {topics['labels']}}}
-  poll_timeout_ms: 200
+{kafka_yaml(kafka_broker.bootstrap, topics, "outbox")}
 alerts:
   routes: [{{name: oncall, url: "{receiver.url}", secret_env: E2E_SECRET}}]
   delivery: {{initial_backoff: 100ms, max_backoff: 500ms}}

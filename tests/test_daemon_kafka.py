@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.config import StoreSettings
 from monitor.store import open_store, queries
 from monitor.synthetic import Shift, events, reference_frame
+from tests.services.daemon_config import kafka_yaml
 
 pytestmark = pytest.mark.kafka
 
@@ -33,13 +34,7 @@ def write_config(tmp_path: Path, bootstrap: str, topics: dict[str, str], *, size
     reference_frame(2000, n_numeric=N_FEATURES, seed=7).to_csv(tmp_path / "ref.csv", index=False)
     config = tmp_path / "driftline.yaml"
     config.write_text(f"""
-http: {{port: 0}}  # any free port: tests run daemons one after another
-kafka:
-  bootstrap_servers: "{bootstrap}"
-  group_id: g-{tmp_path.name}
-  topics: {{predictions: {topics['predictions']}, features: {topics['features']},
-           labels: {topics['labels']}}}
-  poll_timeout_ms: 200
+{kafka_yaml(bootstrap, topics, f"g-{tmp_path.name}")}
 models:
   - name: m
     task: classification

@@ -24,6 +24,7 @@ from monitor.config import StoreSettings
 from monitor.store import open_store, queries
 from monitor.synthetic import Shift, events, reference_frame
 from retrain.registry import bootstrap_champion
+from tests.services.daemon_config import kafka_yaml
 from tests.services.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.kafka
@@ -64,13 +65,7 @@ def test_drift_starts_a_retrain_whose_better_challenger_is_promoted(
     topics = kafka_topics()
     config = tmp_path / "driftline.yaml"
     config.write_text(f"""
-http: {{port: 0}}  # any free port: tests run daemons one after another
-kafka:
-  bootstrap_servers: "{kafka_broker.bootstrap}"
-  group_id: loop
-  topics: {{predictions: {topics['predictions']}, features: {topics['features']},
-           labels: {topics['labels']}}}
-  poll_timeout_ms: 200
+{kafka_yaml(kafka_broker.bootstrap, topics, "loop")}
 alerts:
   routes: [{{name: all, url: "{receiver.url}"}}]
   delivery: {{initial_backoff: 100ms, max_backoff: 1s}}
