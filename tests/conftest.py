@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.services.fixtures",
     "tests.services.pg_fixtures",
     "tests.services.mlflow_fixtures",
+    "tests.services.store_fixtures",
 ]
 
 

@@ -25,8 +25,9 @@ from monitor.pipeline import Message, Pipeline
 from monitor.replay import load_profiles
 from monitor.store import Store, WindowLine, open_store
 from monitor.synthetic import events, reference_frame
+from tests.services.store_fixtures import T0, FrozenClock
 from tests.test_pipeline import make_config
-from tests.test_store import T0, FrozenClock, alert, line
+from tests.test_store import alert, line
 
 NOW = T0 + timedelta(hours=1)  # the API's clock: windows 0..3 end at 00:15 ... 01:00
 TOKEN = "s3cret-token"

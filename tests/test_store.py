@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,34 +16,12 @@ from monitor.errors import StoreError
 from monitor.store import Checkpoint, Partial, Store, WindowLine, open_store, queries
 from monitor.store import tables as t
 from monitor.store.db import engine_url
+from tests.services.store_fixtures import T0
 
 # Loads store_url/postgres_server even without tests/conftest.py; a plugin registers once.
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 P0, P1 = ("driftline.predictions", 0), ("driftline.predictions", 1)
 
-
-class FrozenClock:
-    """The store's clock, moved by hand."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock()
-
-
-@pytest.fixture
-def store(store_url: str, clock: FrozenClock) -> Iterator[Store]:
-    with open_store(StoreSettings(url=store_url), clock=clock) as opened:
-        opened.register_model("wine", "classification")
-        opened.register_model("iris", "classification")
-        yield opened
 
 
 def line(key: int, revision: int = 0, model: str = "wine", **extra: Any) -> dict[str, Any]:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,33 +14,11 @@ from monitor.config import StoreSettings
 from monitor.errors import StoreError
 from monitor.store import Store, TrainingLabel, TrainingRow, WindowLine, open_store, queries
 from monitor.store import tables as t
+from tests.services.store_fixtures import T0
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 T0_MS = int(T0.timestamp() * 1000)
 P0 = ("driftline.predictions", 0)
 
-
-class FrozenClock:
-    """The store's clock, moved by hand."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock()
-
-
-@pytest.fixture
-def store(store_url: str, clock: FrozenClock) -> Iterator[Store]:
-    with open_store(StoreSettings(url=store_url), clock=clock) as opened:
-        opened.register_model("wine", "classification")
-        opened.register_model("iris", "classification")
-        yield opened
 
 
 def row(event_id: str, second: int = 0, model: str = "wine", **features: Any) -> TrainingRow:

@@ -87,9 +87,6 @@ class BoundedMap(Generic[V]):
         self._items.clear()
         return out
 
-    def values(self) -> list[V]:
-        return [value for _, value in self._items.values()]
-
     def entries(self) -> list[tuple[str, int, V]]:
         """``(key, ts_ms, value)`` oldest first: what a checkpoint saves."""
         return [(key, ts_ms, value) for key, (ts_ms, value) in self._items.items()]
