@@ -18,11 +18,13 @@ import structlog
 from monitor.alerts import AlertPolicyState, OutboxWorker, enqueue
 from monitor.config import Config
 from monitor.engine.profile import FORMAT_VERSION
+from monitor.engine.sample_rows import sample_rows
 from monitor.metrics import Metrics
 from monitor.pipeline import Pipeline
 from monitor.rebaseline import champion_profile
 from monitor.retrain_trigger import RetrainTrigger
-from monitor.store import Checkpoint, Store, TrainingLabel, TrainingRow, WindowLine
+from monitor.store import Checkpoint, Store, TrainingLabel, TrainingRow, WindowLine, WindowSample
+from monitor.windows.window import Window
 
 __all__ = [
     "ALERTS_TOPIC",
@@ -41,6 +43,12 @@ ALERTS_TOPIC = "__alerts__"  # the alert policies' state rides in the same check
 # key): a commit rewrites only the segments that changed, not the whole join.
 SEGMENT_TOPIC = "__segment__"
 WINDOW_TOPIC = "__window__"  # closed windows kept for late labels, one row each, likewise
+
+
+def _sample(window: Window) -> WindowSample:
+    """The retained rows of a window closed for the first time, as the store keeps them."""
+    rows = sample_rows(window.state)
+    return WindowSample(window.model.name, window.key, rows.columns, rows.rows)
 
 
 class Effects:
@@ -112,6 +120,7 @@ class Effects:
             outbox=enqueue(alerts, self.config.alerts.routes, self.store.now()),
             training_rows=[TrainingRow(*row) for row in rows],
             training_labels=[TrainingLabel(*label) for label in labels],
+            window_samples=[_sample(window) for window in pipeline.drain_first_closed()],
         )
         self.closed_lines.clear()
         self._announce(alerts)

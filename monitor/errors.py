@@ -12,6 +12,7 @@ __all__ = [
     "InputError",
     "KafkaError",
     "ReferenceDataError",
+    "ReportError",
     "RetrainError",
     "StoreError",
 ]
@@ -47,6 +48,10 @@ class KafkaError(DriftlineError):
 
 class StoreError(DriftlineError):
     """The SQL store could not be reached or refused an operation."""
+
+
+class ReportError(DriftlineError):
+    """A drill-down report cannot be made: no such window, or its sample is gone."""
 
 
 class RetrainError(DriftlineError):

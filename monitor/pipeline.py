@@ -245,6 +245,8 @@ class _ModelPipeline:
         window.closed = True
         self.core.counts["windows"] += 1
         self.core.emit(window.line(self.core.as_of_ms))
+        if self.core.first_closed is not None:
+            self.core.first_closed.append(window)
         if window.refs > 0:
             self.closed.append(window)
             self._unsaved.add(window.key)
@@ -359,9 +361,12 @@ class Pipeline:
         on_dead_letter: DeadLetterSink,
         *,
         collect_training: bool = False,
+        collect_samples: bool = False,
     ) -> None:
         self.config = config
         self.training: TrainingBuffer | None = TrainingBuffer() if collect_training else None
+        # windows closed for the first time since the last drain, for their row samples
+        self.first_closed: list[Window] | None = [] if collect_samples else None
         self.on_window = on_window
         self.on_dead_letter = on_dead_letter
         self.decoder = Decoder((m.name for m in config.models), config.kafka.max_message_bytes)
@@ -397,6 +402,13 @@ class Pipeline:
 
     def emit(self, line: dict[str, Any]) -> None:
         self.on_window(line)
+
+    def drain_first_closed(self) -> list[Window]:
+        """Windows closed for the first time since the last call (``collect_samples``)."""
+        if not self.first_closed:
+            return []
+        closed, self.first_closed = self.first_closed, []
+        return closed
 
     def emit_revisions(self) -> None:
         """Write a revision line for every closed window that late labels changed."""

@@ -34,7 +34,7 @@ from monitor.errors import ConfigError, DriftlineError, InputError, RetrainError
 if TYPE_CHECKING:
     from retrain.outcome import RetrainOutcome
 
-__all__ = ["add_arguments", "main", "run"]
+__all__ = ["add_arguments", "main", "reference_frame", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,15 +101,15 @@ def _retrain(args: argparse.Namespace) -> RetrainOutcome:
         request,
         model.retrain,
         recent=recent,
-        reference=_reference(model),
+        reference=reference_frame(model),
         model_config=model,
     )
 
 
-def _reference(model: ModelConfig) -> pd.DataFrame:
+def reference_frame(model: ModelConfig) -> pd.DataFrame:
+    """The reference file, or the ``reference.parquet`` of the run behind its MLflow URI."""
     from retrain.registry import REFERENCE_ARTIFACT, download_run_artifact
 
-    """The reference file, or the ``reference.parquet`` of the run behind its MLflow URI."""
     if model.reference.path is not None or model.reference.uri is None:
         return load_reference(model.reference, model)
     with tempfile.TemporaryDirectory(prefix="driftline-reference-") as tmp:

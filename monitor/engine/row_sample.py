@@ -108,7 +108,8 @@ class RowSample:
     def load_dict(self, data: dict[str, Any]) -> RowSample:
         """Fill this (empty) sample from ``to_dict`` output; returns self."""
         priorities = np.asarray(data["priorities"], dtype=np.float64)
-        rows = np.array(data["columns"], dtype=np.float64).reshape(self.n_columns, -1)
+        rows = np.array(data["columns"], dtype=np.float64).reshape(self.n_columns, -1) \
+            if self.n_columns else np.empty((0, priorities.size))  # no columns: -1 is ambiguous
         if rows.shape[1] != priorities.size or priorities.size > self.size:
             raise ValueError("row sample columns and priorities do not match its size")
         self._rows, self._priorities = [rows], [priorities]

@@ -4,7 +4,9 @@ What it holds (all sized by the profile and ``sample_size``, never by traffic):
 
 - per numeric feature: counts over the reference bins, missing count, min, max, moments
   and a bottom-k sample of raw values (``NumericSketch``);
-- per categorical feature: counts over the reference categories + unseen + missing;
+- per categorical feature: counts over the reference categories + unseen + missing, and
+  a bottom-k sample of the codes with the same priorities as the numeric sample, so both
+  keep the same rows (``monitor.engine.sample_rows`` joins them into decoded rows);
 - per feature: type errors (wrong-typed values, also counted as missing);
 - the prediction distribution (class counts, or bins for regression), the positive-class
   probability's bins (binary classifiers) and a ``PerformanceState``: joined (prediction,
@@ -28,6 +30,7 @@ from numpy.typing import NDArray
 from monitor.engine.batch import Batch, counter_priorities, to_batch
 from monitor.engine.performance import PerformanceState, class_key
 from monitor.engine.profile import ReferenceProfile
+from monitor.engine.row_sample import RowSample
 from monitor.engine.sketches import CategoryCounts, NumericSketch
 
 __all__ = ["Batch", "WindowState", "to_batch"]
@@ -66,6 +69,7 @@ class WindowState:
             self.sample_size,
         )
         self.categories = CategoryCounts([len(p.categories) + 2 for p in profile.categorical])
+        self.category_rows = RowSample(len(profile.categorical), self.sample_size)
         self.type_errors = np.zeros(len(profile.numeric) + len(profile.categorical), np.int64)
         pred = profile.prediction
         self.prediction_values: NumericSketch | None = None
@@ -100,6 +104,8 @@ class WindowState:
                 priorities = counter_priorities(self.seed, self.n_rows, batch.n_rows)
             self.features.update(batch.numeric, priorities)
             self.categories.update(batch.categorical)
+            if self.category_rows.n_columns:
+                self.category_rows.offer(batch.categorical.astype(np.float64), priorities)
             self.type_errors += batch.type_errors
             self.n_rows += batch.n_rows
         n = len(predictions)
@@ -142,6 +148,7 @@ class WindowState:
         out.n_predictions = self.n_predictions + other.n_predictions
         out.features = self.features.merge(other.features)
         out.categories = self.categories.merge(other.categories)
+        out.category_rows = self.category_rows.merge(other.category_rows)
         out.type_errors = self.type_errors + other.type_errors
         if self.prediction_values is not None and other.prediction_values is not None:
             out.prediction_values = self.prediction_values.merge(other.prediction_values)
@@ -167,6 +174,7 @@ class WindowState:
             "type_errors": self.type_errors.tolist(),
             "features": self.features.to_dict(),
             "categories": self.categories.to_dict(),
+            "category_sample": self.category_rows.to_dict(),
             "prediction_values": opt(self.prediction_values),
             "prediction_counts": opt(self.prediction_counts),
             "probability_values": opt(self.probability_values),
@@ -184,6 +192,8 @@ class WindowState:
         state.type_errors = np.asarray(data["type_errors"], dtype=np.int64)
         state.features.load_dict(data["features"])
         state.categories.load_dict(data["categories"])
+        if "category_sample" in data:  # states saved before it existed have none
+            state.category_rows.load_dict(data["category_sample"])
         for name in ("prediction_values", "prediction_counts", "probability_values"):
             part = getattr(state, name)
             if (part is None) != (data[name] is None):

@@ -14,6 +14,7 @@ from monitor.store import queries
 from monitor.store.db import open_store
 from monitor.store.records import Checkpoint, Partial, TrainingLabel, TrainingRow, WindowLine
 from monitor.store.repository import Store
+from monitor.store.samples import WindowSample
 
 __all__ = [
     "Checkpoint",
@@ -22,6 +23,7 @@ __all__ = [
     "TrainingLabel",
     "TrainingRow",
     "WindowLine",
+    "WindowSample",
     "open_store",
     "queries",
 ]

@@ -28,7 +28,7 @@ from sqlalchemy import Engine, Table, and_, delete, insert, or_, select
 from sqlalchemy.engine import Connection
 
 from monitor.errors import StoreError
-from monitor.store import retrains, training
+from monitor.store import retrains, samples, training
 from monitor.store import tables as t
 from monitor.store.failures import store_errors
 from monitor.store.records import (
@@ -159,6 +159,7 @@ class Store:
         outbox: Sequence[Mapping[str, Any]] = (),
         training_rows: Sequence[TrainingRow] = (),
         training_labels: Sequence[TrainingLabel] = (),
+        window_samples: Sequence[samples.WindowSample] = (),
     ) -> None:
         """Save the effect of one batch and its offsets in ONE transaction.
 
@@ -172,6 +173,8 @@ class Store:
         deliveries of those alerts, inserted due now. ``training_rows`` (features and
         prediction) are upserted, then ``training_labels`` applied, by (model, event_id); a
         label may come first and its features later (``monitor.store.training`` has the rules).
+        ``window_samples`` (the retained rows of windows closed for the first time) are
+        upserted by (model, window_key).
         """
         now = self.now()
         with self.writing(f"saving a batch of consumer group {group_id!r}") as conn:
@@ -215,6 +218,7 @@ class Store:
                 ]  # fmt: skip
                 conn.execute(insert(t.Outbox), deliveries)
             training.save_training(conn, training_rows, training_labels, now)
+            samples.save_samples(conn, window_samples, now)
             upsert(
                 conn,
                 _table("consumer_offsets"),
@@ -268,9 +272,9 @@ class Store:
         ]
 
     def prune(self, older_than: datetime) -> dict[str, int]:
-        """Retention: delete partials, checkpoints, finished deliveries and training rows last
-        written before ``older_than``; closed windows, their scores and retrain runs are
-        kept. Returns the count deleted per table."""
+        """Retention: delete partials, checkpoints, finished deliveries, training rows and
+        window samples last written before ``older_than``; closed windows, their scores and
+        retrain runs are kept. Returns the count deleted per table."""
         cutoff = as_utc(older_than)
         o = t.Outbox
         statements = {
@@ -285,6 +289,7 @@ class Store:
                 )
             ),
             "training_rows": training.prune_statement(cutoff),
+            "window_samples": samples.prune_statement(cutoff),
         }
         with self.writing(f"pruning rows older than {cutoff.isoformat()}") as conn:
             return {name: conn.execute(stmt).rowcount for name, stmt in statements.items()}

@@ -48,6 +48,7 @@ __all__ = [
     "TrainingRow",
     "Window",
     "WindowPartial",
+    "WindowSample",
 ]
 
 NAMING = {
@@ -157,6 +158,21 @@ class Window(Base):
     alerts: Mapped[list[str] | None] = mapped_column(Json)
     line: Mapped[dict[str, Any]] = mapped_column(Json)  # the full contract line
     finalised_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WindowSample(Base):
+    """The retained row sample of a window, saved when it first closed (for reports).
+
+    ``columns`` lists ``{"name", "kind"}`` per feature; ``rows`` the sampled rows, each a
+    list of values in that order (categories decoded, None for missing).
+    """
+
+    __tablename__ = "window_samples"
+    model: Mapped[str] = mapped_column(ForeignKey(MODEL_FK), primary_key=True)
+    window_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    columns: Mapped[list[dict[str, str]]] = mapped_column(Json)
+    rows: Mapped[list[list[Any]]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class FeatureScore(Base):
