@@ -42,6 +42,7 @@ from monitor.kafka_io import SeekToStored, dlq_headers, make_consumer, make_prod
 from monitor.metrics import Metrics
 from monitor.pipeline import Message, Pipeline
 from monitor.replay import load_profiles
+from monitor.report import WindowReports
 from monitor.retrain_trigger import RetrainTrigger
 from monitor.store import Store, open_store
 
@@ -114,7 +115,7 @@ class Daemon:
         retraining = any(m.retrain.enabled for m in config.models)
         closed_lines: list[dict[str, Any]] = []
         self.pipeline = Pipeline(config, profiles, closed_lines.append, self._dead_letter,
-                                 collect_training=retraining)
+                                 collect_training=retraining, collect_samples=True)
         self.trigger = RetrainTrigger(config, store, cache_dir / "retrain") \
             if retraining else None
         self.worker = OutboxWorker(store, config.alerts, on_stats=self._delivered)
@@ -123,7 +124,8 @@ class Daemon:
                                sink=output.open("ab") if output is not None else None)
         self.effects.restore()
         self.readiness = {"broker": False, "assignment": False}
-        self.http = HttpServer(create_app(store, self.metrics, self._ready, config.http.token),
+        self.http = HttpServer(create_app(store, self.metrics, self._ready, config.http.token,
+                                          reports=WindowReports(config, store)),
                                config.http.host, config.http.port) \
             if config.http.enabled else None
         self.housekeeping = BackgroundScheduler(timezone=UTC)

@@ -20,19 +20,22 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
 
-from monitor.errors import ConfigError, StoreError
+from monitor.errors import ConfigError, DriftlineError, ReportError, StoreError
 from monitor.metrics import Metrics
 from monitor.store import Store, queries
 from monitor.store.utc import parse_rfc3339, utc_now
 from monitor.timeparse import parse_duration
+
+if TYPE_CHECKING:
+    from monitor.report import WindowReports
 
 __all__ = ["HttpServer", "create_app", "parse_since"]
 
@@ -119,8 +122,10 @@ def create_app(
     token: str | None,
     *,
     clock: Callable[[], datetime] = utc_now,
+    reports: WindowReports | None = None,
 ) -> FastAPI:
-    """The FastAPI app over ``store`` (read-only) and ``metrics``.
+    """The FastAPI app over ``store`` (read-only) and ``metrics``; with ``reports``, also
+    the drill-down report route.
 
     ``ready()`` returns named checks (``{"broker": True, "store": True, "assignment":
     False}``); it runs on the server's threads, so it must not touch the Kafka consumer.
@@ -210,8 +215,32 @@ def create_app(
             known(model)
         return [RetrainRun.model_validate(row) for row in rows]
 
+    if reports is not None:
+        _add_report_route(guarded, reports)
     app.include_router(guarded)
     return app
+
+
+def _add_report_route(router: APIRouter, reports: WindowReports) -> None:
+    """``/models/{model}/windows/{window_key}/report``: guarded like ``/api/*``."""
+
+    @router.get(
+        "/models/{model}/windows/{window_key}/report",
+        tags=["reports"],
+        response_class=HTMLResponse,
+        responses={404: {"description": "no such model or window, or no saved sample"}},
+    )
+    def window_report(model: str, window_key: int) -> HTMLResponse:
+        """The Evidently report (HTML) of a window's retained rows against the reference,
+        as ``driftline report`` writes it."""
+        try:
+            return HTMLResponse(reports.html(model, window_key))
+        except (ConfigError, ReportError) as err:
+            raise HTTPException(404, str(err)) from None
+        except StoreError:
+            raise  # 503, as for every route
+        except (DriftlineError, ValueError) as err:  # an unreadable reference, say: say so
+            raise HTTPException(500, f"cannot make the report: {err}") from None
 
 
 def parse_since(value: str | None, now: datetime) -> datetime | None:

@@ -10,7 +10,7 @@ summary line (contract section 3).
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
@@ -20,27 +20,42 @@ from monitor.config import Config
 from monitor.engine.profile import ReferenceProfile, cached_profile
 from monitor.errors import InputError
 from monitor.pipeline import Message, Pipeline
+from monitor.progress import progress_bar
 from monitor.rebaseline import profile_from_uri
 from monitor.schemas import STREAMS
 
 __all__ = ["read_replay_lines", "replay"]
 
 CHUNK = 2048  # messages handed to the pipeline at a time
+PROGRESS_LINES = 4096  # lines between two reports of the bytes read
 
 
-def _open(path: Path) -> BinaryIO:
+def _open(path: Path) -> tuple[BinaryIO, BinaryIO]:
+    """(lines, file): the lines to read, and the file underneath (compressed bytes)."""
     try:
-        with path.open("rb") as probe:
-            gzipped = probe.read(2) == b"\x1f\x8b"
-        return cast(BinaryIO, gzip.open(path, "rb")) if gzipped else path.open("rb")
+        raw = path.open("rb")
     except OSError as err:
         raise InputError(f"cannot read replay input {path}: {err.strerror}") from err
+    gzipped = raw.read(2) == b"\x1f\x8b"
+    raw.seek(0)
+    return (cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb")) if gzipped else raw), raw
 
 
-def read_replay_lines(path: Path) -> Iterator[Message]:
-    """The messages of one replay file, in file order; a bad line names file and line."""
-    with _open(path) as handle:
+def read_replay_lines(path: Path, on_bytes: Callable[[int], object] | None = None
+                      ) -> Iterator[Message]:
+    """The messages of one replay file, in file order; a bad line names file and line.
+
+    ``on_bytes(n)`` is told, now and then and at the end, that ``n`` more bytes of the
+    file (as stored, compressed or not) were read.
+    """
+    handle, stored = _open(path)
+    reported = 0
+    with stored, handle:
         for number, raw in enumerate(handle, start=1):
+            if on_bytes is not None and number % PROGRESS_LINES == 0:
+                position = stored.tell()
+                on_bytes(position - reported)
+                reported = position
             if not raw.strip():
                 continue
             where = f"{path}:{number}"
@@ -58,6 +73,8 @@ def read_replay_lines(path: Path) -> Iterator[Message]:
             value = line["value"]
             data = value.encode("utf-8") if isinstance(value, str) else orjson.dumps(value)
             yield Message(stream, data, topic=stream, partition=0, offset=number)
+        if on_bytes is not None:
+            on_bytes(stored.tell() - reported)
 
 
 def load_profiles(config: Config, cache_dir: Path) -> dict[str, ReferenceProfile]:
@@ -78,22 +95,27 @@ def replay(
     inputs: Sequence[Path],
     output: IO[bytes],
     cache_dir: Path,
+    *,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Run the inputs through the pipeline, write the results; returns the summary."""
+    """Run the inputs through the pipeline, write the results; returns the summary.
+    With ``progress``, a bar on stderr counts the bytes of the inputs read."""
     profiles = load_profiles(config, cache_dir)
 
     def write(line: dict[str, Any]) -> None:
         output.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
 
     pipeline = Pipeline(config, profiles, on_window=write, on_dead_letter=lambda *_: None)
-    for path in inputs:
-        chunk: list[Message] = []
-        for message in read_replay_lines(path):
-            chunk.append(message)
-            if len(chunk) >= CHUNK:
-                pipeline.process(chunk)
-                chunk = []
-        pipeline.process(chunk)
+    total = sum(p.stat().st_size for p in inputs if p.is_file())
+    with progress_bar(progress, total=total, unit="B", unit_scale=True, desc="replay") as bar:
+        for path in inputs:
+            chunk: list[Message] = []
+            for message in read_replay_lines(path, bar.update):
+                chunk.append(message)
+                if len(chunk) >= CHUNK:
+                    pipeline.process(chunk)
+                    chunk = []
+            pipeline.process(chunk)
     pipeline.flush()
     summary = pipeline.summary()
     write({"summary": summary})

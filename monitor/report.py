@@ -4,7 +4,9 @@ For the on-call engineer who sees a red window. The rows a window kept (at most
 ``drift.sample_size``, saved in the store when it first closed; see
 ``monitor.store.samples``) are compared with the model's reference data (its ``path``, or
 the ``reference.parquet`` of the run behind its MLflow ``uri``) by Evidently's data drift
-and data summary presets, with the features' kinds as column types. A header above the
+and data summary presets, with the features' kinds as column types and, per feature, the
+test driftline scores it with (``ks`` for the default binned KS: the sample is small, where
+Evidently's own choice for a large reference, a distance, is noisy). A header above the
 report repeats driftline's own verdict on the window (health, drifted features).
 
     reports = WindowReports(config, store)
@@ -26,7 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.config import Config, ModelConfig
+from monitor.config import Config, FeatureKind, FeatureSpec, ModelConfig
+from monitor.engine.decisions import resolve_method
 from monitor.engine.performance import class_key
 from monitor.errors import ConfigError, ReferenceDataError, ReportError
 from monitor.store import Store
@@ -99,7 +102,7 @@ class WindowReports:
                               "features arrived before it closed)")
         current = _current_frame(sample)
         reference = _reference_frame(self._reference(config), sample.columns, model)
-        page = _evidently_html(current, reference, sample.columns)
+        page = _evidently_html(current, reference, sample.columns, _methods(config, sample))
         return _with_header(page, _header(model, window_key, line, len(current), len(reference)))
 
     def _reference(self, model: ModelConfig) -> pd.DataFrame:
@@ -173,8 +176,24 @@ def _category(value: Any) -> str:
         return str(value)
 
 
+def _methods(model: ModelConfig, sample: saved.WindowSample) -> dict[str, str]:
+    """Per feature, Evidently's name of the method driftline scores it with (Evidently's
+    default threshold for it: driftline's own decision adds FDR control and effect floors,
+    which the header's verdict reflects)."""
+    configured = {f.name: f for f in model.features or ()}
+    out: dict[str, str] = {}
+    for column in sample.columns:
+        kind: FeatureKind = "numeric" if column["kind"] == "numeric" else "categorical"
+        spec = configured.get(column["name"]) or FeatureSpec(column["name"], kind)
+        if spec.kind != kind:  # the config changed since: Evidently's own choice
+            continue
+        method = resolve_method(spec, model.drift)
+        out[column["name"]] = "ks" if method == "ks_binned" else method
+    return out
+
+
 def _evidently_html(current: pd.DataFrame, reference: pd.DataFrame,
-                    columns: list[dict[str, str]]) -> str:
+                    columns: list[dict[str, str]], methods: dict[str, str]) -> str:
     # Evidently takes seconds to import: only when a report is made
     from evidently import DataDefinition, Dataset, Report  # noqa: PLC0415
     from evidently.presets import DataDriftPreset, DataSummaryPreset  # noqa: PLC0415
@@ -183,7 +202,8 @@ def _evidently_html(current: pd.DataFrame, reference: pd.DataFrame,
         numerical_columns=[c["name"] for c in columns if c["kind"] == "numeric"],
         categorical_columns=[c["name"] for c in columns if c["kind"] != "numeric"],
     )
-    snapshot = Report([DataDriftPreset(), DataSummaryPreset()]).run(
+    drift = DataDriftPreset(per_column_method=dict(methods))
+    snapshot = Report([drift, DataSummaryPreset()]).run(
         Dataset.from_pandas(current, data_definition=definition),
         Dataset.from_pandas(reference, data_definition=definition),
     )

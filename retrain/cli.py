@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import tempfile
 import uuid
@@ -30,6 +31,7 @@ import pandas as pd
 from monitor.config import ModelConfig, load_config
 from monitor.engine.reference_data import load_reference
 from monitor.errors import ConfigError, DriftlineError, InputError, RetrainError
+from monitor.progress import progress_bar, wanted
 
 if TYPE_CHECKING:
     from retrain.outcome import RetrainOutcome
@@ -53,13 +55,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--request-id", help="id of this request (default: a random one)")
     parser.add_argument("--trigger-alert-id", help="the alert that asked for this retrain")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (drawn only on a terminal; DRIFTLINE_PROGRESS=0 "
+                        "also turns it off)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the job for parsed ``args``; print the outcome; return the exit code."""
+    progress = wanted(getattr(args, "no_progress", False), os.environ)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # MLflow prints run links to stdout
-            outcome = _retrain(args)
+            outcome = _retrain(args, progress)
     except DriftlineError as err:
         print(f"driftline retrain: {err}", file=sys.stderr)
         return err.exit_code
@@ -75,13 +81,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "promote it to champion when it beats the current one on recent data.",
     )
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except Exception as err:  # not one of ours: one line, and exit 1 (see monitor.cli)
+        print(f"driftline retrain: unexpected {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
 
 
-def _retrain(args: argparse.Namespace) -> RetrainOutcome:
+def _retrain(args: argparse.Namespace, progress: bool = False) -> RetrainOutcome:
     # MLflow takes seconds to import: only when a retrain really runs, not for --help
     from retrain.dataset import recent_within_horizon
-    from retrain.job import run_retrain
+    from retrain.job import N_STEPS, run_retrain
     from retrain.outcome import RetrainRequest
 
     config = load_config(args.config)
@@ -97,13 +108,21 @@ def _retrain(args: argparse.Namespace) -> RetrainOutcome:
     recent = None
     if args.recent is not None:
         recent = recent_within_horizon(_read_table(args.recent), model.retrain.horizon_s)
-    return run_retrain(
-        request,
-        model.retrain,
-        recent=recent,
-        reference=reference_frame(model),
-        model_config=model,
-    )
+    reference = reference_frame(model)
+    with progress_bar(progress, total=N_STEPS, unit="step", desc="retrain") as bar:
+
+        def step(name: str) -> None:
+            bar.update(1)
+            bar.set_postfix_str(name)
+
+        return run_retrain(
+            request,
+            model.retrain,
+            recent=recent,
+            reference=reference,
+            model_config=model,
+            on_step=step,
+        )
 
 
 def reference_frame(model: ModelConfig) -> pd.DataFrame:

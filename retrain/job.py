@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ __all__ = [
 
 log = structlog.get_logger("driftline.retrain")
 MAX_REASON_CHARS = 600
+N_STEPS = 10  # the steps ``_run`` enters when the challenger is promoted (for progress bars)
 
 
 @dataclass
@@ -76,6 +78,12 @@ class _Progress:
     metrics: dict[str, float] = field(default_factory=dict)
     gate: GateResult | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    on_step: Callable[[str], object] | None = None
+
+    def enter(self, step: str) -> None:
+        self.step = step
+        if self.on_step is not None:
+            self.on_step(step)
 
 
 def run_retrain(
@@ -86,15 +94,17 @@ def run_retrain(
     reference: pd.DataFrame,
     model_config: ModelConfig,
     client: MlflowClient | None = None,
+    on_step: Callable[[str], object] | None = None,
 ) -> RetrainOutcome:
     """Retrain ``model_config``'s model as the module docstring says; never raises.
 
     ``reference`` is the reference frame, ``recent`` the recent labelled rows (features and
     target columns, oldest first; ``None`` or empty: none). ``client`` (default: one for
     ``settings.tracking_uri``) must talk to the same server as the tracking URI.
+    ``on_step(name)`` is called as each step starts (at most ``N_STEPS``).
     """
     registered = settings.registered_model or model_config.name
-    progress = _Progress()
+    progress = _Progress(on_step=on_step)
     log.info("retrain_started", model=model_config.name, request_id=request.request_id)
     try:
         with registry.tracking(settings.tracking_uri):
@@ -136,25 +146,25 @@ def _run(
     progress: _Progress,
 ) -> bool:
     registered = settings.registered_model or model.name
-    progress.step = "checking the settings"
+    progress.enter("checking the settings")
     if settings.metric not in TASK_METRICS[model.task]:
         raise RetrainError(
             f"metric {settings.metric!r} does not suit a {model.task} model; "
             f"use one of {', '.join(TASK_METRICS[model.task])}"
         )
-    progress.step = f"loading the {registry.CHAMPION} of {registered!r}"
+    progress.enter(f"loading the {registry.CHAMPION} of {registered!r}")
     champion_version = client.get_model_version_by_alias(registered, registry.CHAMPION)
     progress.champion_version = str(champion_version.version)
     champion = registry.load_version(registered, progress.champion_version)
 
-    progress.step = "building the training set"
+    progress.enter("building the training set")
     data = _training_set(champion, recent, reference, model, settings)
     progress.data = data.summary()
 
-    progress.step = "training the challenger"
+    progress.enter("training the challenger")
     challenger = fit_challenger(champion, settings.training_entry_point, data)
 
-    progress.step = "scoring champion and challenger on the holdout"
+    progress.enter("scoring champion and challenger on the holdout")
     scores = {
         "champion": evaluate(champion, data.X_holdout, data.y_holdout, model.task),
         "challenger": evaluate(challenger, data.X_holdout, data.y_holdout, model.task),
@@ -182,10 +192,10 @@ def _run(
     }
     tags = {key: value for key, value in trigger.items() if value is not None}
     with tempfile.TemporaryDirectory(prefix="driftline-retrain-") as tmp:
-        progress.step = "profiling the new reference"
+        progress.enter("profiling the new reference")
         files = write_reference_files(data, challenger, model, Path(tmp))
 
-        progress.step = "logging the run to MLflow"
+        progress.enter("logging the run to MLflow")
         logged = registry.log_model_run(
             challenger,
             client=client,
@@ -200,14 +210,14 @@ def _run(
     progress.run_id = logged.run_id
     progress.run_url = registry.run_url(mlflow.get_tracking_uri(), logged)
 
-    progress.step = f"registering a new version of {registered!r}"
+    progress.enter(f"registering a new version of {registered!r}")
     progress.version = registry.register_version(logged.model_uri, registered, tags)
 
-    progress.step = f"setting alias {registry.CHALLENGER}"
+    progress.enter(f"setting alias {registry.CHALLENGER}")
     client.set_registered_model_alias(registered, registry.CHALLENGER, progress.version)
     if not gate.passed:
         return False
-    progress.step = f"moving alias {registry.CHAMPION}"
+    progress.enter(f"moving alias {registry.CHAMPION}")
     client.set_registered_model_alias(registered, registry.CHAMPION, progress.version)
     return True
 

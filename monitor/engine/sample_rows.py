@@ -56,12 +56,12 @@ def sample_rows(state: WindowState) -> SampleRows:
     out_rows: list[list[Any]] = []
     for i, priority in enumerate(keys.tolist()):
         values: dict[str, Any] = {}
-        for j, column in enumerate(profile.numeric):
+        for j, number in enumerate(profile.numeric):
             value = float(numeric[j, i])
-            values[column.name] = None if np.isnan(value) else value
+            values[number.name] = None if np.isnan(value) else value
         at = code_at.get(priority)
-        for j, column in enumerate(profile.categorical):
-            values[column.name] = None if at is None else _decode(codes[j, at], decoders[j])
+        for j, category in enumerate(profile.categorical):
+            values[category.name] = None if at is None else _decode(codes[j, at], decoders[j])
         out_rows.append([values[f.name] for f in profile.features])
     columns = [{"name": f.name, "kind": f.kind} for f in profile.features]
     return SampleRows(columns, out_rows)
