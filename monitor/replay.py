@@ -10,6 +10,7 @@ summary line (contract section 3).
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
@@ -51,7 +52,7 @@ def read_replay_lines(path: Path, on_bytes: Callable[[int], object] | None = Non
     handle, stored = _open(path)
     reported = 0
     with stored, handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in _numbered_lines(path, handle):
             if on_bytes is not None and number % PROGRESS_LINES == 0:
                 position = stored.tell()
                 on_bytes(position - reported)
@@ -75,6 +76,13 @@ def read_replay_lines(path: Path, on_bytes: Callable[[int], object] | None = Non
             yield Message(stream, data, topic=stream, partition=0, offset=number)
         if on_bytes is not None:
             on_bytes(stored.tell() - reported)
+
+
+def _numbered_lines(path: Path, handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    try:
+        yield from enumerate(handle, start=1)
+    except (OSError, EOFError, zlib.error) as err:  # a truncated or corrupt .gz, say
+        raise InputError(f"cannot read replay input {path}: {err}") from err
 
 
 def load_profiles(config: Config, cache_dir: Path) -> dict[str, ReferenceProfile]:

@@ -2,15 +2,19 @@
 
 Called by ``scripts/kafka``; standard library only, so it runs before the venv exists.
 
-    scripts/kafka fetch                # jars into .kafka/libs/ (cached)
-    scripts/kafka start [--dir DIR]    # prints KAFKA_BOOTSTRAP=127.0.0.1:<port>
-    scripts/kafka status [--dir DIR]   # exit 0 when running, 3 when not
-    scripts/kafka stop [--dir DIR]     # SIGTERM, SIGKILL after a grace
+    scripts/kafka fetch [--no-progress]  # jars into .kafka/libs/ (cached)
+    scripts/kafka start [--dir DIR]      # prints KAFKA_BOOTSTRAP=127.0.0.1:<port>
+    scripts/kafka status [--dir DIR]     # exit 0 when running, 3 when not
+    scripts/kafka stop [--dir DIR]       # SIGTERM, SIGKILL after a grace
 
 Everything binds to 127.0.0.1 on ports picked free per start; each start formats a fresh
 data directory with a random cluster id. DIR (default ``.kafka/run``) holds
 server.properties, log4j2.properties, broker.log, broker.out, the data, ``broker.pid``
 and ``bootstrap``.
+
+``fetch`` shows the jars downloaded and copied on stderr when it is a terminal (a tqdm bar
+when tqdm is importable, else one line rewritten in place); ``--no-progress`` or
+``DRIFTLINE_PROGRESS=0`` turn that off.
 """
 
 from __future__ import annotations
@@ -21,14 +25,18 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 POM = REPO / "scripts" / "kafka-pom.xml"
@@ -118,7 +126,99 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def fetch() -> Path:
+_DOWNLOADED = re.compile(r"Downloaded from \S+: \S+\.jar\b")
+POLL_S = 0.2  # how often the jars in the staging folder are counted
+
+
+def jar_downloaded(line: str) -> bool:
+    """Whether a line of mvn's output says that a jar was downloaded.
+
+    >>> jar_downloaded("[INFO] Downloaded from central: https://r/x/kafka_2.13-4.4.0.jar (6 MB)")
+    True
+    >>> jar_downloaded("[INFO] Downloaded from central: https://r/x/kafka_2.13-4.4.0.pom (2 kB)")
+    False
+    """
+    return _DOWNLOADED.search(line) is not None
+
+
+def progress_wanted(no_progress: bool) -> bool:
+    """Progress only for a person: stderr is a terminal, and it is not turned off."""
+    off = no_progress or os.environ.get("DRIFTLINE_PROGRESS", "").strip() == "0"
+    return not off and sys.stderr.isatty()
+
+
+class _JarProgress:
+    """Jars copied into the staging folder (of ``total``, when a previous fetch told) and
+    jars downloaded so far: a tqdm bar when tqdm is importable, else one line rewritten."""
+
+    def __init__(self, enabled: bool, total: int | None) -> None:
+        self.enabled, self.total = enabled, total
+        self.downloaded = self.copied = 0
+        self._shown = (-1, -1)
+        self._bar: Any = None
+        if enabled:
+            try:
+                from tqdm import tqdm  # noqa: PLC0415 - in the venv; this script runs without it
+            except ImportError:
+                return
+            self._bar = tqdm(total=total, unit="jar", desc="kafka jars", file=sys.stderr,
+                             leave=False, dynamic_ncols=True)
+
+    def show(self, copied: int) -> None:
+        if not self.enabled or (copied, self.downloaded) == self._shown:
+            return
+        self._shown = (copied, self.downloaded)
+        if self._bar is not None:
+            self._bar.update(copied - self.copied)
+            self._bar.set_postfix_str(f"{self.downloaded} downloaded")
+        else:
+            of = f"/{self.total}" if self.total else ""
+            print(f"\rkafka jars: {self.downloaded} downloaded, {copied}{of} copied",
+                  end="", file=sys.stderr, flush=True)
+        self.copied = copied
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif self.enabled:
+            print(file=sys.stderr)
+
+
+def _previous_jar_count() -> int | None:
+    """How many jars the last complete fetch copied (a good guess at this one's total)."""
+    marker = LIBS / LIBS_MARKER
+    return (len(marker.read_text().split()) - 1 or None) if marker.is_file() else None
+
+
+def _run_mvn(cmd: list[str], staging: Path, progress: _JarProgress) -> tuple[int, str]:
+    """Run mvn; while it runs, count downloads in its output and jars in ``staging``.
+    Returns (exit code, the output's tail)."""
+    tail: deque[str] = deque(maxlen=200)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as proc:
+        out = proc.stdout
+        assert out is not None
+
+        def read() -> None:
+            for line in out:
+                tail.append(line)
+                if jar_downloaded(line):
+                    progress.downloaded += 1
+
+        reader = threading.Thread(target=read, name="mvn-output", daemon=True)
+        reader.start()
+        while progress.enabled and proc.poll() is None:
+            progress.show(len(list(staging.glob("*.jar"))) if staging.is_dir() else 0)
+            time.sleep(POLL_S)
+        proc.wait()
+        reader.join()
+    if progress.enabled:
+        progress.show(len(list(staging.glob("*.jar"))) if staging.is_dir() else 0)
+        progress.close()
+    return proc.returncode, "".join(tail)
+
+
+def fetch(progress: bool = False) -> Path:
     """Copy the broker's runtime jars into .kafka/libs (skipped when already complete)."""
     if libs_complete():
         return LIBS
@@ -132,20 +232,21 @@ def fetch() -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         cmd = [
             mvn,
-            "-q",
             "-B",
+            *([] if progress else ["-ntp"]),  # download lines only when they are counted
             "-f",
             str(POM),
             "dependency:copy-dependencies",
             "-DincludeScope=runtime",
             f"-DoutputDirectory={staging}",
         ]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        progress_line = _JarProgress(progress, _previous_jar_count())
+        returncode, output = _run_mvn(cmd, staging, progress_line)
         jars = sorted(p.name for p in staging.glob("*.jar")) if staging.is_dir() else []
-        if done.returncode != 0 or not jars:
+        if returncode != 0 or not jars:
             raise BrokerError(
-                f"mvn could not fetch the Kafka jars (exit {done.returncode}) with {POM}:\n"
-                + (done.stdout + done.stderr)[-4000:]
+                f"mvn could not fetch the Kafka jars (exit {returncode}) with {POM}:\n"
+                + output[-4000:]
             )
         (staging / LIBS_MARKER).write_text("\n".join([_pom_digest(), *jars]) + "\n")
         shutil.rmtree(LIBS, ignore_errors=True)
@@ -331,7 +432,12 @@ def stop(run_dir: Path, grace_s: float = STOP_GRACE_S) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/kafka", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("fetch", help="fetch the broker's jars into .kafka/libs (cached)")
+    fetch_command = commands.add_parser(
+        "fetch", help="fetch the broker's jars into .kafka/libs (cached)")
+    fetch_command.add_argument(
+        "--no-progress", action="store_true",
+        help="no progress on stderr (shown only on a terminal; DRIFTLINE_PROGRESS=0 also "
+        "turns it off)")
     for name, text in [
         ("start", "start a broker"),
         ("stop", "stop the broker"),
@@ -355,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "fetch":
-            print(fetch())
+            print(fetch(progress_wanted(args.no_progress)))
             return 0
         run_dir = args.dir.resolve()
         if args.command == "start":

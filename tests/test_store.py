@@ -16,6 +16,7 @@ from monitor.errors import StoreError
 from monitor.store import Checkpoint, Partial, Store, WindowLine, open_store, queries
 from monitor.store import tables as t
 from monitor.store.db import engine_url
+from monitor.store.samples import WindowSample, load_sample
 from tests.services.store_fixtures import T0
 
 # Loads store_url/postgres_server even without tests/conftest.py; a plugin registers once.
@@ -352,17 +353,21 @@ class TestQueries:
 
 class TestPrune:
     def test_prune_drops_old_partials_and_checkpoints_and_keeps_closed_windows(self, store, clock):
+        columns = [{"name": "x", "kind": "numeric"}]
         store.commit_batch(
             "g",
             partials=[Partial("wine", 1, *P0, {"old": 1})],
             checkpoints=[Checkpoint(*P0, "wine", {"old": 1})],
             windows=[WindowLine(0, line(0))],
+            window_samples=[WindowSample("wine", 0, columns, [[1.0]])],
         )
         clock.now = T0 + timedelta(days=8)
         store.commit_batch(
             "g",
             partials=[Partial("wine", 2, *P0, {"new": 1})],
             checkpoints=[Checkpoint(*P1, "wine", {"new": 1})],
+            windows=[WindowLine(1, line(1))],
+            window_samples=[WindowSample("wine", 1, columns, [[2.0], [None]])],
         )
 
         pruned = store.prune(older_than=clock.now - timedelta(days=7))
@@ -372,11 +377,14 @@ class TestPrune:
             "pipeline_checkpoints": 1,
             "outbox": 0,
             "training_rows": 0,
+            "window_samples": 1,
         }
         assert [p.state for p in store.load_partials()] == [{"new": 1}]
         assert [c.state for c in store.load_checkpoints("g")] == [{"new": 1}]
-        assert [w["window_key"] for w in queries.windows(store, "wine")] == [0]
-        assert count(store, t.FeatureScore) == 2
+        assert [w["window_key"] for w in queries.windows(store, "wine")] == [0, 1]
+        assert count(store, t.FeatureScore) == 4
+        assert load_sample(store, "wine", 0) is None
+        assert load_sample(store, "wine", 1).rows == [[2.0], [None]]
 
     def test_prune_wants_an_aware_time(self, store):
         with pytest.raises(ValueError, match="no time zone"):
