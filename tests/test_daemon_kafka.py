@@ -19,8 +19,12 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.config import StoreSettings
+from monitor.config import StoreSettings, load_config
+from monitor.engine.sample_rows import sample_rows
+from monitor.pipeline import Message, Pipeline
+from monitor.replay import load_profiles
 from monitor.store import open_store, queries
+from monitor.store.samples import load_sample
 from monitor.synthetic import Shift, events, reference_frame
 from tests.services.daemon_config import kafka_yaml
 
@@ -242,6 +246,23 @@ def test_sigkilled_and_restarted_the_daemon_finalises_exactly_what_a_replay_does
     assert sum(line["n_predictions"] for line in stored.values()) == n_predictions
     for key in expected:
         assert_same(stored[key], expected[key], f"window {key}")
+    # each window's retained rows, saved with its first close, are those of one clean pass
+    clean = samples_of_one_pass(config, pairs, tmp_path)
+    with open_store(StoreSettings(url=f"sqlite:///{tmp_path / 'driftline.db'}")) as store:
+        for key in expected:
+            sample = load_sample(store, "m", key)
+            assert sample is not None, f"window {key} has no saved sample"
+            assert sample.rows == clean[key], f"window {key}"
+
+
+def samples_of_one_pass(config: Path, pairs: list[tuple[str, dict[str, Any]]],
+                        tmp_path: Path) -> dict[int, list[list[Any]]]:
+    loaded = load_config(config)
+    pipeline = Pipeline(loaded, load_profiles(loaded, tmp_path / "cache"), lambda _: None,
+                        lambda *_: None, collect_samples=True)
+    pipeline.process(Message(s, orjson.dumps(e), s) for s, e in pairs)
+    pipeline.flush()
+    return {w.key: sample_rows(w.state).rows for w in pipeline.drain_first_closed()}
 
 
 def http_url(log: Path) -> str:

@@ -17,6 +17,7 @@ from monitor.config import FeatureSpec
 from monitor.engine.batch import Batch, key_priorities, to_batch
 from monitor.engine.profile import ReferenceProfile
 from monitor.engine.row_sample import RowSample
+from monitor.engine.sample_rows import UNSEEN, sample_rows
 from monitor.engine.window_state import WindowState
 
 _RNG = np.random.default_rng(0)
@@ -294,3 +295,47 @@ class TestUpdate:
     def test_merging_states_of_different_sample_sizes_is_refused(self):
         with pytest.raises(ValueError, match="sample_size"):
             WindowState(PROFILE, 10).merge(WindowState(PROFILE, 20))
+
+
+class TestSampleRows:
+    """The retained rows a report shows: ``monitor.engine.sample_rows`` over a state."""
+
+    @_settings
+    @given(_events, st.lists(st.integers(0, 40), min_size=0, max_size=3))
+    def test_merged_partitions_keep_the_rows_of_one_pass(self, events, cuts):
+        parts = _parts(events, cuts)
+        merged = parts[0]
+        for part in parts[1:]:
+            merged = merged.merge(part)
+
+        assert sample_rows(merged).rows == sample_rows(_fill(_state(), events, 0)).rows
+
+    @_settings
+    @given(_events)
+    def test_rows_are_real_rows_with_categories_decoded(self, events):
+        rows = sample_rows(_fill(_state(), events, 0)).rows
+
+        assert len(rows) == min(SAMPLE_SIZE, len(events))
+        categories = {*PROFILE.categorical[0].categories, *PROFILE.categorical[1].categories}
+        for row in rows:
+            assert all(v is None or isinstance(v, float) for v in row[:2])
+            assert all(v is None or v == UNSEEN or v in categories for v in row[2:])
+        sent = {(_category_key(e[0].get("c"), 0), _category_key(e[0].get("n"), 1)) for e in events}
+        assert {(row[2], row[3]) for row in rows} <= sent
+
+    def test_a_state_saved_before_the_categorical_sample_loads_without_categories(self):
+        state = _fill(_state(), [({"x": 1.0, "c": "a"}, 1, 0.5, None)], 0)
+        saved = state.to_dict()
+        del saved["category_sample"]
+
+        restored = WindowState.from_dict(saved, PROFILE)
+
+        assert sample_rows(restored).rows == [[1.0, None, None, None]]
+
+
+def _category_key(value: Any, j: int) -> str | None:
+    """A raw value of categorical feature ``j`` as the sample shows it."""
+    if value is None:
+        return None
+    key = str(value)
+    return key if key in PROFILE.categorical[j].categories else UNSEEN
