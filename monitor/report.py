@@ -98,8 +98,8 @@ class WindowReports:
                 "this driftline saved samples"
             )
         if not sample.rows:
-            raise ReportError(f"{where} kept no feature rows (drift.sample_size 0, or no "
-                              "features arrived before it closed)")
+            raise ReportError(f"{where} kept no feature rows: no features arrived before it "
+                              "closed")
         current = _current_frame(sample)
         reference = _reference_frame(self._reference(config), sample.columns, model)
         page = _evidently_html(current, reference, sample.columns, _methods(config, sample))
