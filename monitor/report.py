@@ -203,10 +203,11 @@ def _evidently_html(current: pd.DataFrame, reference: pd.DataFrame,
         categorical_columns=[c["name"] for c in columns if c["kind"] != "numeric"],
     )
     drift = DataDriftPreset(per_column_method=dict(methods))
-    snapshot = Report([drift, DataSummaryPreset()]).run(
-        Dataset.from_pandas(current, data_definition=definition),
-        Dataset.from_pandas(reference, data_definition=definition),
-    )
+    with np.errstate(divide="ignore", invalid="ignore"):  # an unseen category: expected 0
+        snapshot = Report([drift, DataSummaryPreset()]).run(
+            Dataset.from_pandas(current, data_definition=definition),
+            Dataset.from_pandas(reference, data_definition=definition),
+        )
     return str(snapshot.get_html_str(as_iframe=False))
 
 
