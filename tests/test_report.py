@@ -3,12 +3,14 @@
 The windows come from a real pipeline run whose commits go through ``Effects`` into a real
 store (SQLite and PostgreSQL), on synthetic traffic where ``f0`` shifts by 2 standard
 deviations and ``c0`` gains an unseen category halfway; the report is made through
-``driftline report`` and through the daemon's HTTP route.
+``driftline report`` and through the daemon's HTTP route. A reference behind an MLflow URI
+is fetched from a real ``mlflow server``.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from monitor.alerts import OutboxWorker
 from monitor.cli import main
-from monitor.config import Config, load_config
+from monitor.config import Config, StoreSettings, load_config
 from monitor.effects import Effects
 from monitor.engine.sample_rows import UNSEEN
 from monitor.http_api import HttpServer, create_app
@@ -29,10 +33,12 @@ from monitor.metrics import Metrics
 from monitor.pipeline import Message, Pipeline
 from monitor.replay import load_profiles
 from monitor.report import WindowReports
-from monitor.store import Store, open_store
+from monitor.store import Store, WindowLine, WindowSample, open_store
 from monitor.store.samples import load_sample
 from monitor.store.utc import utc_now
 from monitor.synthetic import CATEGORIES, Shift, events, reference_frame
+from retrain.registry import REFERENCE_ARTIFACT, bootstrap_champion
+from tests.test_store import line
 
 WINDOW = 500  # predictions per window
 SAMPLE_SIZE = 200  # rows a window keeps
@@ -217,3 +223,41 @@ class TestReportRoute:
         assert unknown.status_code == 404
         assert "window 999" in unknown.json()["detail"]
         assert no_model.status_code == 404
+
+
+class TestMlflowReference:
+    def test_a_reference_behind_an_mlflow_uri_comes_from_the_champions_run(
+            self, mlflow_server, tmp_path, capsys):
+        name = f"m-{uuid.uuid4().hex[:8]}"
+        reference = reference_frame(1000, n_numeric=3, seed=3)
+        reference.to_parquet(tmp_path / REFERENCE_ARTIFACT, index=False)
+        features = reference[["f0", "f1", "f2"]]
+        bootstrap_champion(LogisticRegression().fit(features, reference["target"]),
+                           registered_model=name, sample=features,
+                           tracking_uri=mlflow_server.uri,
+                           artifacts=[tmp_path / REFERENCE_ARTIFACT])
+        capsys.readouterr()  # MLflow's run links
+        config = tmp_path / "driftline.yaml"
+        config.write_text(
+            f"store: {{url: 'sqlite:///{tmp_path}/d.db'}}\n"
+            f"models:\n  - name: {name}\n    task: classification\n"
+            f"    reference: {{uri: 'models:/{name}@champion', target: target}}\n"
+            "    window: {size: 300}\n"
+            f"    retrain: {{tracking_uri: '{mlflow_server.uri}'}}\n")
+        rng = np.random.default_rng(4)
+        columns = [{"name": f"f{i}", "kind": "numeric"} for i in range(3)]
+        values = rng.standard_normal((300, 3))
+        values[:, 0] += 3.0  # f0 moved by 3 standard deviations
+        rows = values.tolist()
+        with open_store(StoreSettings(url=f"sqlite:///{tmp_path}/d.db")) as store:
+            store.register_model(name, "classification")
+            store.commit_batch("g", windows=[WindowLine(0, line(0, model=name))],
+                               window_samples=[WindowSample(name, 0, columns, rows)])
+        out = tmp_path / "r.html"
+
+        assert main(["report", "--config", str(config), "--model", name, "--window", "0",
+                     "--output", str(out)]) == 0
+
+        page = out.read_text(encoding="utf-8")
+        assert "300 sampled rows of the window against 1000 reference rows" in page
+        assert drift_verdicts(page)["f0"] == "Detected"
