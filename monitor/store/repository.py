@@ -38,12 +38,14 @@ from monitor.store.records import (
     TopicPartition,
     TrainingLabel,
     TrainingRow,
+    Watermark,
     WindowLine,
     alert_row,
     checkpoint_row,
     feature_rows,
     offset_row,
     partial_row,
+    watermark_row,
     window_row,
 )
 from monitor.store.sqlite import WRITE
@@ -173,54 +175,83 @@ class Store:
         prediction) are upserted, then ``training_labels`` applied, by (model, event_id); a
         label may come first and its features later (``monitor.store.training`` has the rules).
         """
-        now = self.now()
         with self.writing(f"saving a batch of consumer group {group_id!r}") as conn:
-            upsert(
-                conn,
-                _table("window_partials"),
-                [partial_row(p, now) for p in partials],
-                ["model", "window_key", "topic", "partition"],
-            )
-            upsert(
-                conn,
-                _table("pipeline_checkpoints"),
-                [checkpoint_row(group_id, c, now) for c in checkpoints],
-                ["group_id", "topic", "partition", "model"],
-            )
-            for item in windows:
-                window_id = conn.execute(
-                    insert(t.Window).returning(t.Window.id), window_row(item, now)
-                ).scalar_one()
-                rows = feature_rows(item.line, window_id)
-                if rows:
-                    conn.execute(insert(t.FeatureScore), rows)
-            for model, window_key in finalised:
-                conn.execute(
-                    delete(t.WindowPartial).where(
-                        t.WindowPartial.model == model, t.WindowPartial.window_key == window_key
-                    )
+            self.save_batch(conn, group_id, offsets=offsets, partials=partials,
+                            checkpoints=checkpoints, windows=windows, finalised=finalised,
+                            alerts=alerts, outbox=outbox, training_rows=training_rows,
+                            training_labels=training_labels)
+
+    def save_batch(
+        self,
+        conn: Connection,
+        group_id: str,
+        *,
+        offsets: Mapping[TopicPartition, int] | None = None,
+        partials: Sequence[Partial] = (),
+        checkpoints: Sequence[Checkpoint] = (),
+        windows: Sequence[WindowLine] = (),
+        finalised: Iterable[tuple[str, int]] = (),
+        alerts: Sequence[Mapping[str, Any]] = (),
+        outbox: Sequence[Mapping[str, Any]] = (),
+        training_rows: Sequence[TrainingRow] = (),
+        training_labels: Sequence[TrainingLabel] = (),
+        watermarks: Sequence[Watermark] = (),
+    ) -> None:
+        """``commit_batch``'s writes, in the caller's transaction ``conn``; ``watermarks``
+        replace the saved ones of their partitions."""
+        now = self.now()
+        upsert(
+            conn,
+            _table("window_partials"),
+            [partial_row(p, now) for p in partials],
+            ["model", "window_key", "topic", "partition"],
+        )
+        upsert(
+            conn,
+            _table("partition_watermarks"),
+            [watermark_row(w, now) for w in watermarks],
+            ["model", "topic", "partition"],
+        )
+        upsert(
+            conn,
+            _table("pipeline_checkpoints"),
+            [checkpoint_row(group_id, c, now) for c in checkpoints],
+            ["group_id", "topic", "partition", "model"],
+        )
+        for item in windows:
+            window_id = conn.execute(
+                insert(t.Window).returning(t.Window.id), window_row(item, now)
+            ).scalar_one()
+            rows = feature_rows(item.line, window_id)
+            if rows:
+                conn.execute(insert(t.FeatureScore), rows)
+        for model, window_key in finalised:
+            conn.execute(
+                delete(t.WindowPartial).where(
+                    t.WindowPartial.model == model, t.WindowPartial.window_key == window_key
                 )
-            upsert(
-                conn,
-                _table("alerts"),
-                [alert_row(body, now) for body in alerts],
-                ["alert_id"],
-                ALERT_UPDATES,
             )
-            if outbox:
-                deliveries = [
-                    {"alert_id": row["alert_id"], "route": row["route"], "body": dict(row["body"]),
-                     "attempts": 0, "next_attempt_at": now}
-                    for row in outbox
-                ]  # fmt: skip
-                conn.execute(insert(t.Outbox), deliveries)
-            training.save_training(conn, training_rows, training_labels, now)
-            upsert(
-                conn,
-                _table("consumer_offsets"),
-                [offset_row(group_id, tp, offset, now) for tp, offset in (offsets or {}).items()],
-                ["group_id", "topic", "partition"],
-            )
+        upsert(
+            conn,
+            _table("alerts"),
+            [alert_row(body, now) for body in alerts],
+            ["alert_id"],
+            ALERT_UPDATES,
+        )
+        if outbox:
+            deliveries = [
+                {"alert_id": row["alert_id"], "route": row["route"], "body": dict(row["body"]),
+                 "attempts": 0, "next_attempt_at": now}
+                for row in outbox
+            ]  # fmt: skip
+            conn.execute(insert(t.Outbox), deliveries)
+        training.save_training(conn, training_rows, training_labels, now)
+        upsert(
+            conn,
+            _table("consumer_offsets"),
+            [offset_row(group_id, tp, offset, now) for tp, offset in (offsets or {}).items()],
+            ["group_id", "topic", "partition"],
+        )
 
     def load_offsets(
         self, group_id: str, partitions: Iterable[TopicPartition] | None = None
