@@ -3,15 +3,17 @@
 A store on each backend is seeded with the real pipeline and alert policy: ten windows of
 a synthetic classifier, healthy, then two windows in which feature ``f2`` shifts by one
 standard deviation, then healthy again (the drift alert fires and resolves), plus a failed
-and a succeeded retrain run. The real app is served by the real uvicorn ``HttpServer`` on
-127.0.0.1 and the page must draw every plot, name the worst window and its drifted
-feature, link reports and MLflow pages, and log no error in the browser console.
+and a succeeded retrain run; model ``cats`` is registered with nothing yet. The real app
+is served by the real uvicorn ``HttpServer`` on 127.0.0.1 and the page must draw every
+plot, name the worst window and its drifted feature, link reports and MLflow pages, and
+log no error in the browser console.
 
 ``DRIFTLINE_SCREENSHOT=1`` also copies the screenshot to ``docs/dashboard.png``.
 """
 
 from __future__ import annotations
 
+import doctest
 import os
 import shutil
 import subprocess
@@ -32,6 +34,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from monitor.alerts.policy import AlertPolicyState
 from monitor.config import Config, StoreSettings
+from monitor.dashboard import mlflow_links
 from monitor.http_api import HttpServer, create_app
 from monitor.metrics import Metrics
 from monitor.store import Store, WindowLine, open_store
@@ -105,6 +108,7 @@ class Seeded:
         self.clock = FrozenClock()
         self.store: Store = open_store(StoreSettings(url=store_url), clock=self.clock)
         self.store.register_model("m", "classification")
+        self.store.register_model("cats", "classification")
         policy = AlertPolicyState("m", model.alerts)
         self.alerts: list[dict[str, Any]] = []
         for line in self.lines:  # one commit per line, at its event time, as the daemon does
@@ -181,8 +185,9 @@ def traces(driver: WebDriver, plot: str) -> list[dict[str, Any]]:
 
 
 def screenshot(driver: WebDriver, folder: Path) -> Path:
+    """The section of model m as a PNG (and in docs/ when DRIFTLINE_SCREENSHOT=1)."""
     path = folder / "dashboard.png"
-    assert driver.save_screenshot(str(path))
+    assert driver.find_element(By.CSS_SELECTOR, "section[data-model='m']").screenshot(str(path))
     if os.environ.get("DRIFTLINE_SCREENSHOT") == "1":
         (ROOT / "docs").mkdir(exist_ok=True)
         shutil.copyfile(path, ROOT / "docs" / "dashboard.png")
@@ -201,6 +206,9 @@ class TestDashboard:
         for plot in PLOTS:
             selector = f"section[data-model='m'] .plot.{plot} .main-svg"
             assert browser.find_elements(By.CSS_SELECTOR, selector), f"{plot} not drawn"
+        empty = browser.find_element(By.CSS_SELECTOR, "section[data-model='cats']")
+        assert empty.find_element(By.CSS_SELECTOR, ".verdict").text == "No closed windows yet."
+        assert empty.find_elements(By.CSS_SELECTOR, ".plot") == []
         assert screenshot(browser, tmp_path).stat().st_size > 10_000
 
     def test_health_and_heatmap_show_every_window_and_feature(
@@ -310,6 +318,15 @@ class TestToken:
         browser.execute_script("sessionStorage.clear()")
 
 
+class TestApi:
+    def test_retrain_runs_carry_their_mlflow_links(self, serve: Any, seeded: Seeded) -> None:
+        runs = httpx.get(f"{serve()}/api/retrains", params={"model": "m"}).json()
+        assert [(r["run_url"], r["model_version_url"]) for r in runs] == [
+            (None, None),  # failed before MLflow answered
+            (f"{MLFLOW_UI}/#/runs/{seeded.mlflow_run_id}", f"{MLFLOW_UI}/#/models/m/versions/2"),
+        ]
+
+
 class TestStatic:
     def test_plotly_is_served_from_the_installed_package(self, serve: Any) -> None:
         response = httpx.get(f"{serve()}/static/plotly.min.js")
@@ -320,3 +337,30 @@ class TestStatic:
     def test_unknown_static_files_are_404(self, serve: Any) -> None:
         assert httpx.get(f"{serve()}/static/../pyproject.toml").status_code == 404
         assert httpx.get(f"{serve()}/static/secret.txt").status_code == 404
+
+
+class TestMlflowLinks:
+    def test_the_docstring_example_runs(self) -> None:
+        assert doctest.testmod(mlflow_links).failed == 0
+
+    def test_a_tracking_store_that_is_not_a_server_has_no_pages(self) -> None:
+        target = mlflow_links.MlflowTarget("sqlite:///mlflow.db", "wine")
+        run = {"mlflow_run_id": "ab12", "registered_version": "4", "detail": {}}
+        assert mlflow_links.retrain_links(run, target) == {
+            "run_url": None, "model_version_url": None}
+
+    def test_the_jobs_own_run_url_and_registered_name_win(self) -> None:
+        target = mlflow_links.MlflowTarget("https://mlflow.example/", "wine")
+        run = {"mlflow_run_id": "ab12", "registered_version": "4",
+               "detail": {"run_url": "https://mlflow.example/#/experiments/7/runs/ab12",
+                          "registered_model": "wine classifier"}}
+        assert mlflow_links.retrain_links(run, target) == {
+            "run_url": "https://mlflow.example/#/experiments/7/runs/ab12",
+            "model_version_url": "https://mlflow.example/#/models/wine%20classifier/versions/4"}
+
+    def test_targets_come_from_each_models_retrain_settings(self, tmp_path: Path) -> None:
+        config = make_config(tmp_path, {"size": 10})
+        model = replace(config.models[0], retrain=replace(
+            config.models[0].retrain, tracking_uri=MLFLOW_UI, registered_model="m-prod"))
+        assert mlflow_links.mlflow_targets([model]) == {
+            "m": mlflow_links.MlflowTarget(MLFLOW_UI, "m-prod")}

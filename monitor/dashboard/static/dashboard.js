@@ -24,6 +24,8 @@ async function api(path) {
 }
 
 const enc = encodeURIComponent;
+// Plotly draws its labels from a small HTML subset: names from the data are escaped.
+const esc = (text) => String(text).replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 const reportUrl = (model, key) => `/models/${enc(model)}/windows/${enc(key)}/report`;
 // Plotly reads "YYYY-MM-DD HH:MM:SS" as given; the API's times are UTC ("...Z").
 const plotTime = (iso) => (iso == null ? null : iso.replace("T", " ").replace("Z", ""));
@@ -107,7 +109,7 @@ async function plotHealth(element, model, windows, worst, range) {
                       ay: -40, showarrow: true, arrowcolor: RED, bgcolor: "white",
                       bordercolor: RED, font: {color: RED},
                       text: `worst: window ${worst.window_key}` +
-                            (top ? ` · <b>${top.name}</b> drifted` : "")});
+                            (top ? ` · <b>${esc(top.name)}</b> drifted` : "")});
   }
   await Plotly.newPlot(element, [{
     type: "scatter", mode: "lines+markers", name: "health", x, customdata: windows.map((w) => w.window_key),
@@ -135,8 +137,8 @@ async function plotHeatmap(element, model, windows, worst, range) {
   const text = features.map((n) => windows.map((w) => (cell(n, w)?.drift ? "✕" : "")));
   const hover = features.map((n) => windows.map((w) => {
     const f = cell(n, w);
-    return f == null ? `${n}: not scored` : `<b>${n}</b> · window ${w.window_key}<br>` +
-      `${f.method} score ${fmt(f.score)}` + (f.p_value != null ? ` · p ${fmt(f.p_value)}` : "") +
+    return f == null ? `${esc(n)}: not scored` : `<b>${esc(n)}</b> · window ${w.window_key}<br>` +
+      `${esc(f.method)} score ${fmt(f.score)}` + (f.p_value != null ? ` · p ${fmt(f.p_value)}` : "") +
       ` · threshold ${fmt(f.threshold)}<br>${f.drift ? "drifted" : "no drift"}`;
   }));
   const annotations = [];
@@ -144,7 +146,8 @@ async function plotHeatmap(element, model, windows, worst, range) {
   if (top && features.includes(top.name)) {
     annotations.push({x: middle(worst), y: top.name, ax: -50, ay: -25,
                       showarrow: true, arrowcolor: RED, bgcolor: "white", bordercolor: RED,
-                      font: {color: RED}, text: `<b>${top.name}</b> ${top.method} ${fmt(top.score)}`});
+                      font: {color: RED},
+                      text: `<b>${esc(top.name)}</b> ${esc(top.method)} ${fmt(top.score)}`});
   }
   const height = Math.max(260, 60 + 18 * features.length);
   await Plotly.newPlot(element, [{
@@ -219,7 +222,7 @@ async function plotAlerts(element, alerts, windows, range) {
       const end = status === "resolved" ? a.window_end : (lastEnd > a.window_end ? lastEnd : a.window_end);
       x.push(plotTime(start), plotTime(end), null);
       y.push(a.kind, a.kind, null);
-      const label = `${a.severity} · ${status}<br>${a.summary}`;
+      const label = `${esc(a.severity)} · ${status}<br>${esc(a.summary)}`;
       text.push(label, label, null);
     }
     traces.push({type: "scatter", mode: "lines+markers", name: status, x, y, text,
@@ -244,8 +247,8 @@ async function plotRetrains(element, list, runs) {
   await Plotly.newPlot(element, [{
     type: "scatter", mode: "markers+text", x: runs.map((r) => plotTime(r.started_at)),
     y: runs.map((r) => r.status), text: runs.map(label), textposition: "middle left",
-    customdata: runs.map((r) => [r.request_id, r.trigger_alert_id || "schedule",
-                                 r.detail?.reason || ""]),
+    customdata: runs.map((r) => [esc(r.request_id), esc(r.trigger_alert_id || "schedule"),
+                                 esc(r.detail?.reason || "")]),
     marker: {size: 14, color: runs.map((r) => STATUS_COLOUR[r.status] || GREY),
              symbol: runs.map((r) => (r.promoted ? "star" : "circle")),
              line: {color: "#424242", width: 1}},
@@ -324,6 +327,15 @@ async function renderModel(summary) {
   document.getElementById("models").append(section);
   const worst = worstWindow(windows);
   verdict(section.querySelector(".verdict"), model, windows, worst);
+  const nav = document.createElement("a");
+  nav.href = `#model-${enc(model)}`;
+  nav.textContent = model;
+  nav.className = windows.length && isRed(worst) ? "unhealthy" : "";
+  document.getElementById("models-nav").append(nav);
+  if (!windows.length) {  // nothing to draw yet: the verdict says so
+    section.querySelector(".grid").remove();
+    return;
+  }
   const range = windows.length
     ? [plotTime(windows[0].window_start), plotTime(windows[windows.length - 1].window_end)] : undefined;
   const plot = (name) => section.querySelector(`.plot.${name}`);
@@ -341,11 +353,6 @@ async function renderModel(summary) {
                    ` · health ${fmt(w.health_score, 1)}`, "report-link"));
     reports.append(li);
   }
-  const nav = document.createElement("a");
-  nav.href = `#model-${enc(model)}`;
-  nav.textContent = model;
-  nav.className = windows.length && isRed(worst) ? "unhealthy" : "";
-  document.getElementById("models-nav").append(nav);
 }
 
 async function load() {
@@ -388,7 +395,12 @@ async function start() {
     sessionStorage.setItem(TOKEN_KEY, document.getElementById("token").value);
     show();
   });
-  const settings = await (await fetch("/dashboard.json")).json();
+  let settings;
+  try {
+    settings = await (await fetch("/dashboard.json")).json();
+  } catch (err) {
+    settings = {token_required: false};  // show() then says what fails
+  }
   if (settings.token_required && !sessionStorage.getItem(TOKEN_KEY)) askForToken();
   else await show();
 }
