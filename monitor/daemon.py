@@ -129,7 +129,8 @@ class Daemon:
                                sink=output.open("ab") if output is not None else None)
         self._fatal: DriftlineError | None = None  # raised by a rebalance callback
         self.readiness = {"broker": False, "assignment": False}
-        self.http = HttpServer(create_app(store, self.metrics, self._ready, config.http.token),
+        self.http = HttpServer(create_app(store, self.metrics, self._ready, config.http.token,
+                                          models=config.models),
                                config.http.host, config.http.port) \
             if config.http.enabled else None
         self.housekeeping = BackgroundScheduler(timezone=UTC)
