@@ -109,9 +109,11 @@ class Daemon:
         self.metrics = Metrics()
         profiles = load_profiles(config, cache_dir)
         self.store = store = open_store(config.store)
+        versions: dict[str, str | None] = {}
         for model in config.models:
             store.register_model(model.name, model.task)
             latest = store.latest_profile(model.name)  # a champion re-baselined on before
+            versions[model.name] = None if latest is None else latest[0]
             if latest is not None:
                 profiles[model.name] = ReferenceProfile.from_dict(latest[1])
                 log.info("profile_from_store", model=model.name, version=latest[0])
@@ -126,7 +128,8 @@ class Daemon:
         self.worker = OutboxWorker(store, config.alerts, on_stats=self._delivered)
         self.effects = Effects(config, store, self.pipeline,
                                metrics=self.metrics, worker=self.worker, trigger=self.trigger,
-                               sink=output.open("ab") if output is not None else None)
+                               sink=output.open("ab") if output is not None else None,
+                               versions=versions)
         self._fatal: DriftlineError | None = None  # raised by a rebalance callback
         self.readiness = {"broker": False, "assignment": False}
         self.http = HttpServer(create_app(store, self.metrics, self._ready, config.http.token,
@@ -292,6 +295,7 @@ class Daemon:
                     self.readiness["broker"] = True  # poll returned: the cluster answers
                     self.readiness["assignment"] = bool(consumer.assignment())
                     self.effects.collect_retrains()
+                    self.effects.follow_rebaselines()
                     uncommitted = self.pipeline.close_idle(int(time.time() * 1000)) \
                         or uncommitted
                     for tp, records in batch.items():

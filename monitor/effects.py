@@ -13,6 +13,7 @@ retrains, metrics, logs and the optional JSONL sink.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable
 from typing import IO, Any
 
@@ -21,7 +22,7 @@ import structlog
 
 from monitor.alerts import AlertPolicyState, OutboxWorker, enqueue
 from monitor.config import Config
-from monitor.engine.profile import FORMAT_VERSION
+from monitor.engine.profile import FORMAT_VERSION, ReferenceProfile
 from monitor.finalise import finalise_in_store
 from monitor.metrics import Metrics
 from monitor.pipeline import ALL_PARTITIONS, Pipeline
@@ -46,6 +47,7 @@ log = structlog.get_logger("driftline.daemon")
 CHECKPOINT_TOPIC = "*"  # a shard's state: (topic "*", its partition, model)
 CHECKPOINT_PARTITION = -1  # of state that is per model, not per partition
 ALERTS_TOPIC = "__alerts__"  # the alert policies' state rides in the same checkpoints
+FOLLOW_INTERVAL_S = 30.0  # how often the store is asked for a champion promoted elsewhere
 
 
 def segment_topic(partition: int) -> str:
@@ -59,7 +61,10 @@ class Effects:
 
     def __init__(self, config: Config, store: Store, pipeline: Pipeline, *,
                  metrics: Metrics, worker: OutboxWorker, trigger: RetrainTrigger | None,
-                 sink: IO[bytes] | None) -> None:
+                 sink: IO[bytes] | None, versions: dict[str, str | None] | None = None
+                 ) -> None:
+        """``versions``: per model, the version whose profile the pipeline scores with
+        (None: the configured reference)."""
         self.config = config
         self.store = store
         self.pipeline = pipeline
@@ -70,6 +75,8 @@ class Effects:
         self.topic = config.kafka.topics.predictions  # partials and watermarks are its
         self.partitions: dict[str, set[int]] = {}  # per model: partitions finalising waits for
         self.windows_written = 0
+        self.versions = dict(versions or {})
+        self._followed_at = time.monotonic()
         self.policies = {m.name: AlertPolicyState(m.name, m.alerts) for m in config.models}
         self._evicted = dict(pipeline.summary()["unmatched"])
 
@@ -211,6 +218,22 @@ class Effects:
                 self.metrics.observe_retrain("promoted")
                 self._rebaseline(outcome.model, outcome.version)
 
+    def follow_rebaselines(self) -> None:
+        """Every ``FOLLOW_INTERVAL_S``: re-baseline on a champion another daemon of the
+        group promoted (this one re-baselines on its own promotions at once)."""
+        if time.monotonic() - self._followed_at < FOLLOW_INTERVAL_S:
+            return
+        self._followed_at = time.monotonic()
+        for model in self.config.models:
+            version = self.store.latest_version(model.name)
+            if version is not None and version != self.versions.get(model.name):
+                latest = self.store.latest_profile(model.name)
+                if latest is not None:
+                    self.versions[model.name] = latest[0]
+                    self.pipeline.rebaseline(model.name, ReferenceProfile.from_dict(latest[1]))
+                    log.info("rebaselined", model=model.name, version=latest[0],
+                             promoted_by="another daemon")
+
     def _is_firing(self, alert_id: str) -> bool:
         return any(alert_id in policy.firing().values() for policy in self.policies.values())
 
@@ -224,6 +247,7 @@ class Effects:
         self.store.save_profile(name, digest, saved, FORMAT_VERSION)
         self.store.register_version(name, version, digest)
         self.pipeline.rebaseline(name, profile)
+        self.versions[name] = version
         log.info("rebaselined", model=name, version=version)
 
     def write_summary(self) -> None:

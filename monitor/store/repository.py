@@ -131,6 +131,19 @@ class Store:
         with self.writing(f"registering version {version!r} of {model!r}") as conn:
             upsert(conn, _table("model_versions"), [row], ["model", "version"], ["reference_hash"])
 
+    def latest_version(self, model: str) -> str | None:
+        """The newest registered version of ``model`` that has a profile (cheap: another
+        daemon of the group may have re-baselined)."""
+        v = t.ModelVersion
+        query = (
+            select(v.version)
+            .where(v.model == model, v.reference_hash.is_not(None))
+            .order_by(v.created_at.desc())
+            .limit(1)
+        )
+        with self.reading(f"reading the newest version of {model!r}") as conn:
+            return conn.execute(query).scalar()
+
     def latest_profile(self, model: str) -> tuple[str, dict[str, Any]] | None:
         """The newest registered version of ``model`` that has a profile, and that profile
         (a re-baselined daemon continues from it after a restart)."""
