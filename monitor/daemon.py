@@ -243,7 +243,6 @@ class Daemon:
                     "consumer group, or use window.duration to scale out")
             self.effects.set_partitions(count)
             self.effects.restore(held)
-            self.pipeline.open_shards(held, int(time.time() * 1000))
         except DriftlineError as err:
             self._fatal = err
 

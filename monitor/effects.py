@@ -88,8 +88,8 @@ class Effects:
                 else set(range(count))
 
     def restore(self, partitions: Iterable[int]) -> None:
-        """Continue the shards of newly assigned ``partitions`` from the store, and the
-        alert policies."""
+        """Continue the shards of newly assigned ``partitions`` from the store (and make
+        those not saved yet), and the alert policies."""
         wanted = {*partitions, ALL_PARTITIONS}
         saved = self.store.load_checkpoints(self.config.kafka.group_id)
         states: dict[tuple[str, int], dict[str, Any]] = {}
@@ -114,6 +114,9 @@ class Effects:
                 closed.setdefault((partial.model, partial.partition), {})[
                     partial.window_key] = partial.state
         self.pipeline.restore(states, segments, closed)
+        self.pipeline.open_shards(partitions, int(time.time() * 1000))
+        for name, key in self.store.last_windows().items():
+            self.pipeline.pass_finalised(name, key)
         self._evicted = dict(self.pipeline.summary()["unmatched"])
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:

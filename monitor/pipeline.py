@@ -462,7 +462,8 @@ class Pipeline:
     def closed_partial(self, shard: Shard, window: Window) -> None:
         """A shard closed its part of a window."""
         if not self.local:
-            window.final = True  # handed over: the store finalises it
+            window.final = True  # handed over: the store finalises it (or revises it, when
+            self.revised.add((shard.model.name, window.key))  # it was finalised already)
             return
         name = shard.model.name
         parts = self._partials[name].setdefault(window.key, {})
@@ -559,6 +560,13 @@ class Pipeline:
         for partition in partitions:
             for name in self.models:
                 self.shard(name, partition, wall_ms)
+
+    def pass_finalised(self, model: str, key: int) -> None:
+        """Windows up to ``key`` are final (the store says so): every duration shard of
+        the model treats their events as late, also a shard that has just been made."""
+        for (name, _), shard in self.shards.items():
+            if name == model and not shard.assigner.by_count:
+                shard.clock_ms = max(shard.clock_ms, shard.assigner.deadline(key, 0) or 0)
 
     def drop_shards(self) -> None:
         """Forget every shard (after its state was committed: partitions were revoked)."""

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, delete, insert, or_, select
+from sqlalchemy import Engine, Table, and_, delete, func, insert, or_, select
 from sqlalchemy.engine import Connection
 
 from monitor.errors import StoreError
@@ -130,6 +130,13 @@ class Store:
         }
         with self.writing(f"registering version {version!r} of {model!r}") as conn:
             upsert(conn, _table("model_versions"), [row], ["model", "version"], ["reference_hash"])
+
+    def last_windows(self) -> dict[str, int]:
+        """Per model, the key of its newest finalised window."""
+        w = t.Window
+        with self.reading("reading the newest window of each model") as conn:
+            rows = conn.execute(select(w.model, func.max(w.window_key)).group_by(w.model)).all()
+        return {str(model): int(key) for model, key in rows}
 
     def latest_version(self, model: str) -> str | None:
         """The newest registered version of ``model`` that has a profile (cheap: another
