@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 
-.PHONY: install kafka-jars postgres lint types unit test soak demo bench clean
+.PHONY: install kafka-jars postgres chromium lint types unit test soak demo bench clean
 
 install: $(STAMP)
 
@@ -23,13 +23,16 @@ kafka-jars:
 postgres:
 	scripts/postgres install
 
+chromium:
+	scripts/chromium install
+
 lint: install
 	$(BIN)/ruff check monitor retrain tests bench scripts
 
 types: install
 	$(BIN)/mypy
 
-test: install kafka-jars postgres lint types
+test: install kafka-jars postgres chromium lint types
 	$(BIN)/python -m pytest -q
 
 soak: install kafka-jars

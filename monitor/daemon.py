@@ -9,8 +9,15 @@ last commit are read again and, processed in the same order from the same state,
 the same windows. Dead letters are produced before the commit and may be produced again
 after a crash (at least once).
 
-One daemon per consumer group for now: the pipeline's state is saved per model, not per
-partition, so a second process in the group would not see the first one's state.
+Scale-out: several daemons may share a consumer group. The state is saved per shard
+(model and partition); on every assignment a daemon loads the shards of the partitions it
+got, and on every revocation it commits and forgets its shards first. A window is
+finalised by whichever daemon's commit finds every partition past it (``monitor.finalise``).
+The three topics must have as many partitions each, and messages must be keyed by
+``event_id`` (the contract's rule), so an event's three messages meet in one shard. A
+count-window model (``window.size``) counts in one order of all predictions: it needs a
+daemon that holds every partition, and a daemon stops with a configuration error when it
+gets only some.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from monitor.alerts import DeliveryStats, OutboxWorker
 from monitor.config import Config
 from monitor.effects import Effects
 from monitor.engine.profile import ReferenceProfile
-from monitor.errors import KafkaError, StoreError
+from monitor.errors import ConfigError, DriftlineError, KafkaError, StoreError
 from monitor.http_api import HttpServer, create_app
 from monitor.ingest.ordering import TimestampMerge
 from monitor.kafka_io import SeekToStored, dlq_headers, make_consumer, make_producer
@@ -103,9 +110,11 @@ class Daemon:
         self.metrics = Metrics()
         profiles = load_profiles(config, cache_dir)
         self.store = store = open_store(config.store)
+        versions: dict[str, str | None] = {}
         for model in config.models:
             store.register_model(model.name, model.task)
             latest = store.latest_profile(model.name)  # a champion re-baselined on before
+            versions[model.name] = None if latest is None else latest[0]
             if latest is not None:
                 profiles[model.name] = ReferenceProfile.from_dict(latest[1])
                 log.info("profile_from_store", model=model.name, version=latest[0])
@@ -113,18 +122,19 @@ class Daemon:
         self.producer = make_producer(config.kafka)
         self._failures: list[BaseException] = []
         retraining = any(m.retrain.enabled for m in config.models)
-        closed_lines: list[dict[str, Any]] = []
-        self.pipeline = Pipeline(config, profiles, closed_lines.append, self._dead_letter,
-                                 collect_training=retraining, collect_samples=True)
+        self.pipeline = Pipeline(config, profiles, self._no_line, self._dead_letter,
+                                 collect_training=retraining, local=False)
         self.trigger = RetrainTrigger(config, store, cache_dir / "retrain") \
             if retraining else None
         self.worker = OutboxWorker(store, config.alerts, on_stats=self._delivered)
-        self.effects = Effects(config, store, self.pipeline, closed_lines,
+        self.effects = Effects(config, store, self.pipeline,
                                metrics=self.metrics, worker=self.worker, trigger=self.trigger,
-                               sink=output.open("ab") if output is not None else None)
-        self.effects.restore()
+                               sink=output.open("ab") if output is not None else None,
+                               versions=versions)
+        self._fatal: DriftlineError | None = None  # raised by a rebalance callback
         self.readiness = {"broker": False, "assignment": False}
         self.http = HttpServer(create_app(store, self.metrics, self._ready, config.http.token,
+                                          models=config.models,
                                           reports=WindowReports(config, store)),
                                config.http.host, config.http.port) \
             if config.http.enabled else None
@@ -138,6 +148,10 @@ class Daemon:
         self.merge: TimestampMerge[TopicPartition] = TimestampMerge()
 
     # -- callbacks ------------------------------------------------------------------------
+
+    @staticmethod
+    def _no_line(line: dict[str, Any]) -> None:
+        raise AssertionError("the daemon's pipeline finalises windows in the store")
 
     def _dead_letter(self, message: Message, reason: str, detail: str) -> None:
         self.stats.dead_letters += 1
@@ -210,8 +224,42 @@ class Daemon:
         return took
 
     def _on_revoked(self) -> None:
+        """Partitions go to another member: commit everything, then forget every shard
+        (the next assignment loads its own from the store)."""
         self._feed(list(self.merge.drain_all()))
         self.commit()
+        self.pipeline.drop_shards()
+        self.next_offsets.clear()
+
+    def _on_assigned(self, assigned: list[TopicPartition]) -> None:
+        try:
+            count = self._partition_count()
+            predictions = self.config.kafka.topics.predictions
+            held = {tp.partition for tp in assigned if tp.topic == predictions}
+            counted = [m.name for m in self.config.models if m.window.size is not None]
+            if counted and held != set(range(count)):
+                raise ConfigError(
+                    f"models {', '.join(counted)} use count windows (window.size), which need "
+                    f"one daemon holding every partition of {predictions}, but this one was "
+                    f"given {sorted(held)} of {count}: run one daemon per "
+                    "consumer group, or use window.duration to scale out")
+            self.effects.set_partitions(count)
+            self.effects.restore(held)
+        except DriftlineError as err:
+            self._fatal = err
+
+    def _partition_count(self) -> int:
+        """Partitions of the predictions topic; the features and labels topics must have
+        as many (an event's messages, keyed by event_id, then share a partition number)."""
+        topics = self.config.kafka.topics
+        counts = {t: len(self.consumer.partitions_for_topic(t) or ())
+                  for t in (topics.predictions, topics.features, topics.labels)}
+        if len(set(counts.values())) != 1:
+            raise ConfigError(
+                "the three topics need as many partitions each, so an event's prediction, "
+                "features and label (keyed by event_id) meet in one partition number; found "
+                + ", ".join(f"{t}: {n}" for t, n in counts.items()))
+        return counts[topics.predictions]
 
     def run(self, *, max_idle_s: float | None = None, stop: threading.Event | None = None
             ) -> DaemonStats:
@@ -223,7 +271,8 @@ class Daemon:
         stop = stop or threading.Event()
         kafka, consumer = self.config.kafka, self.consumer
         consumer.subscribe(topics=list(self.streams), listener=SeekToStored(
-            consumer, lambda: self.store.load_offsets(kafka.group_id), self._on_revoked))
+            consumer, lambda: self.store.load_offsets(kafka.group_id), self._on_revoked,
+            self._on_assigned))
         self.worker.start()
         self.housekeeping.start()
         if self.trigger is not None:
@@ -241,12 +290,15 @@ class Daemon:
                 while not stop.is_set():
                     batch = consumer.poll(timeout_ms=kafka.poll_timeout_ms,
                                           max_records=kafka.poll_max_records)
+                    if self._fatal is not None:
+                        raise self._fatal
                     now = time.monotonic()
                     self.readiness["broker"] = True  # poll returned: the cluster answers
                     self.readiness["assignment"] = bool(consumer.assignment())
                     self.effects.collect_retrains()
-                    self.pipeline.close_idle(int(time.time() * 1000))
-                    uncommitted = uncommitted or bool(self.effects.closed_lines)
+                    self.effects.follow_rebaselines()
+                    uncommitted = self.pipeline.close_idle(int(time.time() * 1000)) \
+                        or uncommitted
                     for tp, records in batch.items():
                         self.merge.add(tp, [(r.offset, r.timestamp, r) for r in records])
                     if batch or not consumer.assignment() or (

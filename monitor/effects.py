@@ -1,15 +1,20 @@
 """What the daemon writes, and what follows from it: the one commit and its side effects.
 
-``Effects.commit`` saves, in ONE store transaction, the next offset of every partition,
-the pipeline's checkpoint, the alert policies' state, the windows closed since the last
-commit, the alerts they raised with their outbox rows, and the joined rows kept for
-retraining. Then come the effects that may be repeated safely: waking the webhook worker,
-starting retrains, metrics, logs and the optional JSONL sink.
+``Effects.commit`` saves, in ONE store transaction: the next offset of every partition
+this process holds, the state of its shards (join, open windows, clock), the partials its
+shards closed or late labels changed, its partitions' watermarks, and the joined rows kept
+for retraining; then, with the models' rows locked, it finalises every window all
+partitions have passed (whichever process's partitions they are: ``monitor.finalise``),
+evaluates the alert policies on the lines and saves the alerts with their outbox rows.
+Then come the effects that may be repeated safely: waking the webhook worker, starting
+retrains, metrics, logs and the optional JSONL sink.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Iterable
 from typing import IO, Any
 
 import orjson
@@ -17,32 +22,41 @@ import structlog
 
 from monitor.alerts import AlertPolicyState, OutboxWorker, enqueue
 from monitor.config import Config
-from monitor.engine.profile import FORMAT_VERSION
+from monitor.engine.profile import FORMAT_VERSION, ReferenceProfile
 from monitor.engine.sample_rows import sample_rows
+from monitor.finalise import finalise_in_store
 from monitor.metrics import Metrics
-from monitor.pipeline import Pipeline
+from monitor.pipeline import ALL_PARTITIONS, Pipeline
 from monitor.rebaseline import champion_profile
 from monitor.retrain_trigger import RetrainTrigger
-from monitor.store import Checkpoint, Store, TrainingLabel, TrainingRow, WindowLine, WindowSample
+from monitor.store import (
+    Checkpoint,
+    Partial,
+    Store,
+    TrainingLabel,
+    TrainingRow,
+    WindowLine,
+    WindowSample,
+    finals,
+)
+from monitor.store.records import Watermark
 from monitor.windows.window import Window
 
-__all__ = [
-    "ALERTS_TOPIC",
-    "CHECKPOINT_PARTITION",
-    "CHECKPOINT_TOPIC",
-    "SEGMENT_TOPIC",
-    "WINDOW_TOPIC",
-    "Effects",
-]
+__all__ = ["ALERTS_TOPIC", "CHECKPOINT_PARTITION", "CHECKPOINT_TOPIC", "Effects",
+           "segment_topic"]
 
 log = structlog.get_logger("driftline.daemon")
 
-CHECKPOINT_TOPIC, CHECKPOINT_PARTITION = "*", -1  # the state is per model, not per partition
+CHECKPOINT_TOPIC = "*"  # a shard's state: (topic "*", its partition, model)
+CHECKPOINT_PARTITION = -1  # of state that is per model, not per partition
 ALERTS_TOPIC = "__alerts__"  # the alert policies' state rides in the same checkpoints
-# The join's remembered predictions, one checkpoint row per window ("partition" = window
-# key): a commit rewrites only the segments that changed, not the whole join.
-SEGMENT_TOPIC = "__segment__"
-WINDOW_TOPIC = "__window__"  # closed windows kept for late labels, one row each, likewise
+FOLLOW_INTERVAL_S = 30.0  # how often the store is asked for a champion promoted elsewhere
+
+
+def segment_topic(partition: int) -> str:
+    """The checkpoint "topic" of a shard's remembered predictions, one row per window
+    ("partition" = window key): a commit rewrites only the segments that changed."""
+    return f"__segment__/{partition}"
 
 
 def _sample(window: Window) -> WindowSample:
@@ -54,11 +68,12 @@ def _sample(window: Window) -> WindowSample:
 class Effects:
     """The store-side half of the daemon (the Kafka half is ``monitor.daemon``)."""
 
-    def __init__(self, config: Config, store: Store, pipeline: Pipeline,
-                 closed_lines: list[dict[str, Any]], *, metrics: Metrics,
-                 worker: OutboxWorker, trigger: RetrainTrigger | None,
-                 sink: IO[bytes] | None) -> None:
-        """``closed_lines`` is the list the pipeline appends its window lines to."""
+    def __init__(self, config: Config, store: Store, pipeline: Pipeline, *,
+                 metrics: Metrics, worker: OutboxWorker, trigger: RetrainTrigger | None,
+                 sink: IO[bytes] | None, versions: dict[str, str | None] | None = None
+                 ) -> None:
+        """``versions``: per model, the version whose profile the pipeline scores with
+        (None: the configured reference)."""
         self.config = config
         self.store = store
         self.pipeline = pipeline
@@ -66,67 +81,111 @@ class Effects:
         self.worker = worker
         self.trigger = trigger
         self.sink = sink
-        self.closed_lines = closed_lines
+        self.topic = config.kafka.topics.predictions  # partials and watermarks are its
+        self.partitions: dict[str, set[int]] = {}  # per model: partitions finalising waits for
         self.windows_written = 0
+        self.versions = dict(versions or {})
+        self._followed_at = time.monotonic()
         self.policies = {m.name: AlertPolicyState(m.name, m.alerts) for m in config.models}
         self._evicted = dict(pipeline.summary()["unmatched"])
 
-    def restore(self) -> None:
-        """Continue the pipeline and the alert policies from the saved checkpoints."""
+    def set_partitions(self, count: int) -> None:
+        """The predictions topic has ``count`` partitions: a window is final once all have
+        passed it (a count-window model has one shard for all)."""
+        for model in self.config.models:
+            self.partitions[model.name] = {ALL_PARTITIONS} if model.window.size is not None \
+                else set(range(count))
+
+    def restore(self, partitions: Iterable[int]) -> None:
+        """Continue the shards of newly assigned ``partitions`` from the store (and make
+        those not saved yet), and the alert policies."""
+        wanted = {*partitions, ALL_PARTITIONS}
         saved = self.store.load_checkpoints(self.config.kafka.group_id)
-        segments: dict[str, dict[int, list[list[Any]]]] = {}
-        closed: dict[str, dict[int, dict[str, Any]]] = {}
+        states: dict[tuple[str, int], dict[str, Any]] = {}
+        segments: dict[tuple[str, int], dict[int, list[list[Any]]]] = {}
         for c in saved:
-            if c.topic == SEGMENT_TOPIC:
-                segments.setdefault(c.model, {})[c.partition] = c.state["entries"]
-            elif c.topic == WINDOW_TOPIC and c.state.get("window") is not None:
-                closed.setdefault(c.model, {})[c.partition] = c.state["window"]
-        self.pipeline.restore({c.model: c.state for c in saved
-                               if (c.topic, c.partition) == (CHECKPOINT_TOPIC,
-                                                             CHECKPOINT_PARTITION)},
-                              segments, closed)
-        for c in saved:
-            model = self.config.model(c.model)
-            if c.topic == ALERTS_TOPIC and model is not None:
+            if c.topic == CHECKPOINT_TOPIC and c.partition in wanted:
+                states[(c.model, c.partition)] = c.state
+            elif c.topic == ALERTS_TOPIC and self.config.model(c.model) is not None:
+                model = self.config.model(c.model)
+                assert model is not None
                 self.policies[c.model] = AlertPolicyState.from_dict(c.state, model.alerts,
                                                                     c.model)
+        for partition in wanted:
+            topic = segment_topic(partition)
+            for c in saved:
+                if c.topic == topic:
+                    segments.setdefault((c.model, partition), {})[c.partition] = \
+                        c.state["entries"]
+        closed: dict[tuple[str, int], dict[int, dict[str, Any]]] = {}
+        for partial in self.store.load_partials():
+            if partial.topic == self.topic and partial.partition in wanted and partial.refs > 0:
+                closed.setdefault((partial.model, partial.partition), {})[
+                    partial.window_key] = partial.state
+        self.pipeline.restore(states, segments, closed)
+        self.pipeline.open_shards(partitions, int(time.time() * 1000))
+        for name, key in self.store.last_windows().items():
+            self.pipeline.pass_finalised(name, key)
         self._evicted = dict(self.pipeline.summary()["unmatched"])
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         """The one transaction, then its effects."""
-        pipeline = self.pipeline
+        pipeline, group = self.pipeline, self.config.kafka.group_id
         pipeline.emit_revisions()
-        lines = list(self.closed_lines)
-        alerts = [event.to_body() for line in lines
-                  for event in self.policies[line["model"]].evaluate(line)]
+        partials = [Partial(name, key, self.topic, partition, window.to_dict(),
+                            window.n_predictions, refs=window.refs)
+                    for (name, partition), changed in pipeline.partials().items()
+                    for key, window in changed.items()]
+        revised, pipeline.revised = pipeline.revised, set()
         rows, labels = pipeline.training.drain() if pipeline.training else ([], [])
-        self.store.commit_batch(
-            self.config.kafka.group_id,
-            offsets=offsets,
-            checkpoints=[
-                *(Checkpoint(CHECKPOINT_TOPIC, CHECKPOINT_PARTITION, name, state)
-                  for name, state in pipeline.checkpoint().items()),
-                *(Checkpoint(ALERTS_TOPIC, CHECKPOINT_PARTITION, name, policy.to_dict())
-                  for name, policy in self.policies.items()),
-                *(Checkpoint(SEGMENT_TOPIC, key, name, {"entries": entries})
-                  for name, changed in pipeline.segments().items()
-                  for key, entries in changed.items()),
-                *(Checkpoint(WINDOW_TOPIC, key, name, {"window": window})
-                  for name, changed in pipeline.closed_windows().items()
-                  for key, window in changed.items()),
-            ],
-            windows=[WindowLine(line["window_key"], line) for line in lines],
-            alerts=alerts,
-            outbox=enqueue(alerts, self.config.alerts.routes, self.store.now()),
-            training_rows=[TrainingRow(*row) for row in rows],
-            training_labels=[TrainingLabel(*label) for label in labels],
-            window_samples=[_sample(window) for window in pipeline.drain_first_closed()],
-        )
-        self.closed_lines.clear()
+        with self.store.writing(f"committing a batch of consumer group {group!r}") as conn:
+            finals.lock_models(conn, pipeline.models)
+            self.store.save_batch(
+                conn, group,
+                offsets=offsets,
+                partials=partials,
+                watermarks=[Watermark(name, self.topic, partition, mark)
+                            for (name, partition), mark in pipeline.watermarks().items()],
+                checkpoints=[
+                    *(Checkpoint(CHECKPOINT_TOPIC, partition, name, state)
+                      for (name, partition), state in pipeline.checkpoint().items()),
+                    *(Checkpoint(segment_topic(partition), key, name, {"entries": entries})
+                      for (name, partition), changed in pipeline.segments().items()
+                      for key, entries in changed.items()),
+                ],
+                training_rows=[TrainingRow(*row) for row in rows],
+                training_labels=[TrainingLabel(*label) for label in labels],
+            )
+            lines, firsts = finalise_in_store(
+                conn, pipeline, self.topic, partitions=self.partitions, revised=revised,
+                released={(p.model, p.window_key) for p in partials if p.refs <= 0})
+            alerts = self._evaluate(conn, lines)
+            self.store.save_batch(
+                conn, group,
+                checkpoints=[Checkpoint(ALERTS_TOPIC, CHECKPOINT_PARTITION, name,
+                                        self.policies[name].to_dict())
+                             for name in {line["model"] for line in lines}],
+                windows=[WindowLine(line["window_key"], line) for line in lines],
+                alerts=alerts,
+                outbox=enqueue(alerts, self.config.alerts.routes, self.store.now()),
+                window_samples=[_sample(window) for window in firsts],
+            )
         self._announce(alerts)
         if self.trigger is not None:
             self.raise_alerts(self.trigger.consider(alerts, pipeline.as_of_ms))
         self._written(lines)
+
+    def _evaluate(self, conn: Any, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The alert policies of the lines' models, as saved (another process may have
+        moved them), applied to the lines in order; the bodies of the alerts raised."""
+        names = {line["model"] for line in lines}
+        for name, state in finals.checkpoint_states(conn, self.config.kafka.group_id,
+                                                    ALERTS_TOPIC, names).items():
+            model = self.config.model(name)
+            assert model is not None
+            self.policies[name] = AlertPolicyState.from_dict(state, model.alerts, name)
+        return [event.to_body() for line in lines
+                for event in self.policies[line["model"]].evaluate(line)]
 
     def raise_alerts(self, bodies: list[dict[str, Any]]) -> None:
         """Alerts not tied to a window (retrain outcomes): saved and queued at once."""
@@ -172,6 +231,22 @@ class Effects:
                 self.metrics.observe_retrain("promoted")
                 self._rebaseline(outcome.model, outcome.version)
 
+    def follow_rebaselines(self) -> None:
+        """Every ``FOLLOW_INTERVAL_S``: re-baseline on a champion another daemon of the
+        group promoted (this one re-baselines on its own promotions at once)."""
+        if time.monotonic() - self._followed_at < FOLLOW_INTERVAL_S:
+            return
+        self._followed_at = time.monotonic()
+        for model in self.config.models:
+            version = self.store.latest_version(model.name)
+            if version is not None and version != self.versions.get(model.name):
+                latest = self.store.latest_profile(model.name)
+                if latest is not None:
+                    self.versions[model.name] = latest[0]
+                    self.pipeline.rebaseline(model.name, ReferenceProfile.from_dict(latest[1]))
+                    log.info("rebaselined", model=model.name, version=latest[0],
+                             promoted_by="another daemon")
+
     def _is_firing(self, alert_id: str) -> bool:
         return any(alert_id in policy.firing().values() for policy in self.policies.values())
 
@@ -185,6 +260,7 @@ class Effects:
         self.store.save_profile(name, digest, saved, FORMAT_VERSION)
         self.store.register_version(name, version, digest)
         self.pipeline.rebaseline(name, profile)
+        self.versions[name] = version
         log.info("rebaselined", model=name, version=version)
 
     def write_summary(self) -> None:

@@ -5,9 +5,10 @@
 
 Routes: ``/healthz`` (the process answers), ``/readyz`` (503 naming the failing checks),
 ``/metrics`` (Prometheus), ``/api/models``, ``/api/models/{model}/windows``,
-``/api/alerts``, ``/api/retrains``; the OpenAPI schema is at ``/openapi.json``. With a
-``token``, ``/metrics`` and ``/api/*`` need ``Authorization: Bearer <token>``; the probes
-stay open for orchestrators. ``since``/``until`` take RFC 3339 (``2026-01-01T00:00:00Z``)
+``/api/alerts``, ``/api/retrains``; the OpenAPI schema is at ``/openapi.json``; the
+dashboard (``monitor/dashboard``) is at ``/``. With a ``token``, ``/metrics`` and ``/api/*``
+need ``Authorization: Bearer <token>``; the probes and the dashboard's static page stay
+open (the page asks for the token). ``since``/``until`` take RFC 3339 (``2026-01-01T00:00:00Z``)
 or a duration back from now (``24h``). Store failures answer 503.
 """
 
@@ -18,7 +19,7 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -28,6 +29,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
 
+from monitor import dashboard
+from monitor.config import ModelConfig
 from monitor.errors import ConfigError, DriftlineError, ReportError, StoreError
 from monitor.metrics import Metrics
 from monitor.store import Store, queries
@@ -106,6 +109,8 @@ class RetrainRun(_Open):
     promoted: bool
     started_at: str | None
     finished_at: str | None
+    run_url: str | None = None
+    model_version_url: str | None = None
 
 
 class Ready(BaseModel):
@@ -123,13 +128,17 @@ def create_app(
     *,
     clock: Callable[[], datetime] = utc_now,
     reports: WindowReports | None = None,
+    models: Sequence[ModelConfig] = (),
 ) -> FastAPI:
     """The FastAPI app over ``store`` (read-only) and ``metrics``; with ``reports``, also
     the drill-down report route.
 
     ``ready()`` returns named checks (``{"broker": True, "store": True, "assignment":
     False}``); it runs on the server's threads, so it must not touch the Kafka consumer.
+    ``models`` (the config's) give retrain runs links to the MLflow UI of their
+    ``retrain.tracking_uri``.
     """
+    targets = dashboard.mlflow_targets(models)
     app = FastAPI(title="driftline", version="1", redoc_url=None)
     app.state.auth_required = token is not None
     guarded = APIRouter(dependencies=[Depends(_bearer(token))] if token else [])
@@ -209,15 +218,22 @@ def create_app(
     def list_retrains(
         model: str | None = None, since: Since = None, limit: Limit = queries.DEFAULT_LIMIT
     ) -> list[RetrainRun]:
-        """Retrain runs started at or after ``since``, oldest first."""
+        """Retrain runs started at or after ``since``, oldest first, with MLflow UI links
+        (``run_url``, ``model_version_url``) when the tracking server is reached over HTTP."""
         rows = queries.retrains(store, model, when(since, "since"), limit)
         if not rows:
             known(model)
-        return [RetrainRun.model_validate(row) for row in rows]
+        return [
+            RetrainRun.model_validate(
+                {**row, **dashboard.retrain_links(row, targets.get(row["model"]))}
+            )
+            for row in rows
+        ]
 
     if reports is not None:
         _add_report_route(guarded, reports)
     app.include_router(guarded)
+    app.include_router(dashboard.router(token_required=token is not None))
     return app
 
 

@@ -86,16 +86,21 @@ class SeekToStored(ConsumerRebalanceListener):
 
     def __init__(self, consumer: KafkaConsumer,
                  stored: Callable[[], dict[tuple[str, int], int]],
-                 on_revoked: Callable[[], None]) -> None:
+                 on_revoked: Callable[[], None],
+                 on_assigned: Callable[[list[TopicPartition]], None]) -> None:
+        """``on_revoked`` commits what the process did; ``on_assigned`` loads the state of
+        the new assignment (before the partitions are positioned)."""
         self.consumer = consumer
         self.stored = stored
         self.on_revoked = on_revoked
+        self.on_assigned = on_assigned
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         if revoked:
             self.on_revoked()
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.on_assigned(assigned)
         offsets = self.stored()
         for tp in assigned:
             offset = offsets.get((tp.topic, tp.partition))

@@ -7,6 +7,17 @@ callbacks: ``on_window(line)`` for every window line of contract section 3 (firs
 revisions) and ``on_dead_letter(message, reason, detail)`` for every rejected message.
 
 The result depends only on the order of the messages, never on how they are batched.
+
+Scale-out: the state of a model is split in *shards*, one per Kafka partition (the three
+streams are keyed by ``event_id``, so an event's prediction, features and label share a
+partition number). Each shard joins, windows and closes on its own event-time clock (the
+partition's watermark); a closed shard window is a *partial*. A window is *finalised* when
+every partition of the model has passed its end: its partials are merged (the sketches are
+mergeable, so the merge equals one pass) and scored. In replay and tests (``local=True``)
+every shard is in this process and the pipeline finalises itself; the daemon
+(``local=False``) hands partials and clocks to the store, where whichever process sees
+every partition past a window finalises it (``monitor.finalise``). Count windows need one
+order of all predictions: such a model has one shard (``ALL_PARTITIONS``).
 """
 
 from __future__ import annotations
@@ -21,13 +32,15 @@ from monitor.engine.profile import ReferenceProfile
 from monitor.ingest.decode import Decoder, Event, Rejection
 from monitor.ingest.join import JoinBuffer
 from monitor.windows.assigner import WindowAssigner
-from monitor.windows.window import Window
+from monitor.windows.window import Window, merged_line
 
-__all__ = ["LATE_SEGMENT", "Message", "Pipeline", "TrainingBuffer"]
+__all__ = ["ALL_PARTITIONS", "LATE_SEGMENT", "Message", "Pipeline", "Shard", "TrainingBuffer"]
 
 _NEVER = 2**62  # a deadline no clock reaches
 LATE_SEGMENT = -1  # the segment of predictions whose window had closed (no window key)
 _RECHECK = -(2**62)  # forces the next close check to scan the open windows
+ALL_PARTITIONS = -1  # the shard of a count-window model: every partition, in one order
+IDLE_STEP_MS = 10_000  # an idle partition's watermark is saved when it moved this much
 
 WindowSink = Callable[[dict[str, Any]], None]
 DeadLetterSink = Callable[["Message", str, str], None]
@@ -78,11 +91,13 @@ class _Remembered:
     ts_ms: int = 0
 
 
-class _ModelPipeline:
-    """Join, windows and counters of one monitored model."""
+class Shard:
+    """Join, windows and clock of one model in one partition (see the module docstring)."""
 
-    def __init__(self, model: ModelConfig, profile: ReferenceProfile, core: Pipeline) -> None:
+    def __init__(self, model: ModelConfig, partition: int, profile: ReferenceProfile,
+                 core: Pipeline) -> None:
         self.model = model
+        self.partition = partition
         self.profile = profile
         self.core = core
         join = core.config.join
@@ -99,16 +114,18 @@ class _ModelPipeline:
             grace_ms=round(spec.grace_s * 1000),
         )
         self.open: dict[int, Window] = {}
-        self.closed: list[Window] = []  # closed windows that may still get labels
+        self.closed: list[Window] = []  # partials not yet final, or that may still get labels
         self.clock_ms = -(2**62)
         self.active_at_ms: int | None = None  # wall time of its last event (live only)
         self._seq = 0
         self._dirty: set[int] = set()  # segments of remembered predictions changed since saved
-        self._unsaved: set[int] = set()  # closed windows changed (or dropped) since saved
+        self._unsaved: dict[int, Window] = {}  # partials changed (or dropped) since saved
         self._members: dict[int, dict[str, None]] = {}  # segment -> its event ids, in order
         # joined rows kept for the retrain job, when it is on and the core collects them
         self.training = core.training if model.retrain.enabled else None
         self._next_deadline = _RECHECK  # clock value up to which no window is due
+        self.flushed = False  # the input ended (replay's end, or an idle stop)
+        self.idle_saved_ms = -(2**62)  # wall clock when an idle clock move was last reported
         self._expired_at = self.clock_ms
 
     # -- events ---------------------------------------------------------------------------
@@ -198,7 +215,7 @@ class _ModelPipeline:
             return
         window.add_label(remembered.prediction, remembered.probabilities, label)
         if window.closed:
-            self._unsaved.add(window.key)
+            self._unsaved[window.key] = window
 
     # -- windows --------------------------------------------------------------------------
 
@@ -243,26 +260,43 @@ class _ModelPipeline:
     def _close(self, window: Window) -> None:
         del self.open[window.key]
         window.closed = True
-        self.core.counts["windows"] += 1
-        self.core.emit(window.line(self.core.as_of_ms))
-        if self.core.first_closed is not None:
-            self.core.first_closed.append(window)
-        if window.refs > 0:
-            self.closed.append(window)
-            self._unsaved.add(window.key)
+        window.flush()
+        self.closed.append(window)
+        self._unsaved[window.key] = window
+        self.core.closed_partial(self, window)
+
+    @property
+    def watermark(self) -> int:
+        """Event time this partition has passed: its clock, or "all" once its input ended."""
+        return _NEVER if self.flushed else self.clock_ms
+
+    def passed(self, key: int) -> bool:
+        """Whether this partition is past the end (and grace) of duration window ``key``."""
+        if self.assigner.by_count:
+            return self.flushed
+        return self.watermark > (self.assigner.deadline(key, 0) or 0)
 
     def close_all(self) -> None:
+        """End of input: every window closes. The clock moves past them, so an event for
+        one of them that still comes (after a restart) counts as late, not as a new window."""
         for window in sorted(self.open.values(), key=lambda w: w.key):
             self._close(window)
+            if self.assigner.by_count:
+                self.assigner.skip(window.key)
+            else:
+                self.clock_ms = max(self.clock_ms, self.assigner.deadline(window.key, 0) or 0)
+        self.flushed = True
         self._next_deadline = _RECHECK
 
     def emit_revisions(self) -> None:
         for window in self.closed:
             if window.dirty:
-                self.core.emit(window.line(self.core.as_of_ms))
-            if window.refs <= 0:
-                self._unsaved.add(window.key)  # dropped: its saved copy goes too
-        self.closed = [w for w in self.closed if w.refs > 0]
+                window.flush()
+                window.dirty = False
+                self.core.revised_partial(self, window)
+            if window.refs <= 0 and window.final:
+                self._unsaved[window.key] = window  # dropped: saved once more, with no refs
+        self.closed = [w for w in self.closed if w.refs > 0 or not w.final]
 
     def drain_pending(self) -> None:
         """End of input: what still waits for its prediction never gets one."""
@@ -315,12 +349,12 @@ class _ModelPipeline:
                                     r.has_features, r.labelled])
         return out
 
-    def closed_windows(self) -> dict[int, dict[str, Any] | None]:
-        """Closed windows kept for late labels that changed since the last call, by key
-        (None: dropped since). Saved apart, so a commit does not rewrite them all."""
-        unsaved, self._unsaved = self._unsaved, set()
-        kept = {w.key: w for w in self.closed}
-        return {key: kept[key].to_dict() if key in kept else None for key in unsaved}
+    def partials(self) -> dict[int, Window]:
+        """Closed windows (partials) changed since the last call, by key, including those
+        just dropped (no predictions point at them any more: ``refs == 0``). Saved apart,
+        so a commit does not rewrite them all."""
+        unsaved, self._unsaved = self._unsaved, {}
+        return unsaved
 
     def load_dict(self, data: dict[str, Any], segments: Mapping[int, list[list[Any]]],
                   closed: Mapping[int, dict[str, Any]]) -> None:
@@ -332,12 +366,12 @@ class _ModelPipeline:
             window = Window.from_dict(saved, self.profile, self.model)
             windows[window.key] = window
         self.open = {k: w for k, w in windows.items() if not w.closed}
-        self.closed = [w for w in windows.values() if w.closed]
+        self.closed = [w for w in windows.values() if w.closed and (w.refs > 0 or not w.final)]
         self._seq = data["seq"]
         entries = sorted((entry, segment) for segment, saved in segments.items()
                          for entry in saved)
         self.join.predictions.load(
-            (key, ts, _Remembered(None if segment == LATE_SEGMENT else windows[segment],
+            (key, ts, _Remembered(windows.get(segment),
                                   prediction, probabilities, has_features, labelled, seq, ts))
             for (seq, key, ts, prediction, probabilities, has_features, labelled), segment
             in entries
@@ -361,40 +395,60 @@ class Pipeline:
         on_dead_letter: DeadLetterSink,
         *,
         collect_training: bool = False,
-        collect_samples: bool = False,
+        local: bool = True,
     ) -> None:
+        """``local``: every partition is in this process, which finalises windows itself
+        (replay, tests); else the daemon's store does (see ``monitor.finalise``)."""
         self.config = config
+        self.local = local
         self.training: TrainingBuffer | None = TrainingBuffer() if collect_training else None
-        # windows closed for the first time since the last drain, for their row samples
-        self.first_closed: list[Window] | None = [] if collect_samples else None
         self.on_window = on_window
         self.on_dead_letter = on_dead_letter
         self.decoder = Decoder((m.name for m in config.models), config.kafka.max_message_bytes)
         self.counts: Counter[str] = Counter()
         self.dlq: Counter[str] = Counter()
         self.as_of_ms = 0
-        self.models = {m.name: _ModelPipeline(m, profiles[m.name], self) for m in config.models}
+        self.models = {m.name: m for m in config.models}
+        self.profiles = dict(profiles)
+        self.shards: dict[tuple[str, int], Shard] = {}
+        # local finalisation: per model and window key, the partials by partition, kept
+        # until final and no prediction points at them (late labels make revisions)
+        self._partials: dict[str, dict[int, dict[int, Window]]] = {m: {} for m in self.models}
+        self.revised: set[tuple[str, int]] = set()  # not local: partials changed once final
+
+    def shard(self, model: str, partition: int, wall_ms: int | None = None) -> Shard:
+        """The shard of ``model`` that a message of ``partition`` goes to (made if new)."""
+        config = self.models[model]
+        if config.window.size is not None:
+            partition = ALL_PARTITIONS
+        shard = self.shards.get((model, partition))
+        if shard is None:
+            shard = Shard(config, partition, self.profiles[model], self)
+            shard.active_at_ms = wall_ms
+            self.shards[(model, partition)] = shard
+        return shard
 
     def process(self, messages: Iterable[Message], wall_ms: int | None = None) -> None:
         """Feed messages in order; ``wall_ms`` (live only) is the processing time, which
         ``close_idle`` compares with."""
         decode = self.decoder.decode
-        models = self.models
+        shards = self.shards
         for message in messages:
             event = decode(message.stream, message.value)
             if isinstance(event, Rejection):
                 self.dead_letter(message, event.reason, event.detail)
                 continue
             self.as_of_ms = max(self.as_of_ms, event.ts_ms)
-            model = models[event.model]
-            model.active_at_ms = wall_ms
+            shard = shards.get((event.model, message.partition)) or \
+                self.shard(event.model, message.partition)
+            shard.active_at_ms = wall_ms
             stream = event.stream
             if stream == "predictions":
-                model.on_prediction(event, message)
+                shard.on_prediction(event, message)
             elif stream == "features":
-                model.on_features(event, message)
+                shard.on_features(event, message)
             else:
-                model.on_label(event, message)
+                shard.on_label(event, message)
 
     def dead_letter(self, message: Message, reason: str, detail: str) -> None:
         self.dlq[reason] += 1
@@ -403,71 +457,164 @@ class Pipeline:
     def emit(self, line: dict[str, Any]) -> None:
         self.on_window(line)
 
-    def drain_first_closed(self) -> list[Window]:
-        """Windows closed for the first time since the last call (``collect_samples``)."""
-        if not self.first_closed:
-            return []
-        closed, self.first_closed = self.first_closed, []
-        return closed
+    # -- finalisation ---------------------------------------------------------------------
+
+    def closed_partial(self, shard: Shard, window: Window) -> None:
+        """A shard closed its part of a window."""
+        if not self.local:
+            window.final = True  # handed over: the store finalises it (or revises it, when
+            self.revised.add((shard.model.name, window.key))  # it was finalised already)
+            return
+        name = shard.model.name
+        parts = self._partials[name].setdefault(window.key, {})
+        parts[shard.partition] = window
+        if any(w.final for w in parts.values()):  # a partition that came late to it
+            self._emit_final(name, parts)
+        else:
+            self._finalise_ready(name)
+
+    def revised_partial(self, shard: Shard, window: Window) -> None:
+        """Late labels changed a shard's closed window."""
+        name = shard.model.name
+        if not self.local:
+            self.revised.add((name, window.key))
+            return
+        parts = self._partials[name].get(window.key)
+        if window.final and parts is not None:
+            self._emit_final(name, parts)
+
+    def _finalise_ready(self, name: str) -> None:
+        """Finalise, in key order, the windows every partition of the model has passed."""
+        pending = self._partials[name]
+        shards = [s for (model, _), s in self.shards.items() if model == name]
+        for key in sorted(k for k, parts in pending.items()
+                          if not any(w.final for w in parts.values())):
+            parts = pending[key]
+            if not all(s.partition in parts or s.passed(key) for s in shards):
+                break
+            self.counts["windows"] += 1
+            self._emit_final(name, parts)
+
+    def _emit_final(self, name: str, parts: dict[int, Window]) -> None:
+        windows = [parts[p] for p in sorted(parts)]
+        for window in windows:
+            window.final = True
+        self.emit(merged_line(windows, self.as_of_ms))
 
     def emit_revisions(self) -> None:
         """Write a revision line for every closed window that late labels changed."""
-        for model in self.models.values():
-            model.emit_revisions()
+        for shard in list(self.shards.values()):
+            shard.emit_revisions()
+        for pending in self._partials.values():
+            done = [key for key, parts in pending.items()
+                    if all(w.final and w.refs <= 0 for w in parts.values())]
+            for key in done:
+                del pending[key]
 
     def flush(self) -> None:
         """End of input: close and score every open window, then write revisions."""
-        for model in self.models.values():
-            model.close_all()
-            model.drain_pending()
+        for shard in list(self.shards.values()):
+            shard.close_all()
+            shard.drain_pending()
+        if self.local:
+            for name in self.models:
+                self._finalise_ready(name)
         self.emit_revisions()
 
-    def close_idle(self, wall_ms: int) -> None:
-        """Live only: a model quiet for its ``window.idle_timeout`` has its event-time clock
-        moved to the wall clock, so its due windows close although no event comes."""
-        for model in self.models.values():
-            quiet_since = model.active_at_ms
-            idle_ms = model.model.window.idle_timeout_s * 1000
-            if quiet_since is None or wall_ms - quiet_since < idle_ms or not model.open:
+    def close_idle(self, wall_ms: int) -> bool:
+        """Live only: a shard quiet for its model's ``window.idle_timeout`` has its
+        event-time clock moved to the wall clock, so its due windows close although no
+        event comes, and other partitions' windows are not held back by it. Returns
+        whether there is something to save: a window closed, or an idle watermark moved
+        by ``IDLE_STEP_MS`` since it was last reported."""
+        changed = False
+        for shard in list(self.shards.values()):
+            quiet_since = shard.active_at_ms
+            idle_ms = shard.model.window.idle_timeout_s * 1000
+            if quiet_since is None or wall_ms - quiet_since < idle_ms:
                 continue
-            if wall_ms > model.clock_ms:
-                model.clock_ms = wall_ms
-                model.close_due()
+            if wall_ms > shard.clock_ms:
+                if wall_ms - shard.idle_saved_ms >= IDLE_STEP_MS:
+                    shard.idle_saved_ms, changed = wall_ms, True
+                shard.clock_ms = wall_ms
+                closed = len(shard.closed)
+                shard.close_due()
+                changed = changed or len(shard.closed) != closed
+                if self.local:
+                    self._finalise_ready(shard.model.name)
+        return changed
 
     def rebaseline(self, model: str, profile: ReferenceProfile) -> None:
         """Score windows opened from now on against ``profile`` (a new champion's
         reference); open windows keep the profile they started with."""
-        self.models[model].profile = profile
+        self.profiles[model] = profile
+        for (name, _), shard in self.shards.items():
+            if name == model:
+                shard.profile = profile
 
-    def checkpoint(self) -> dict[str, dict[str, Any]]:
-        """Per model, the state to save with the offsets (the counters ride on each)."""
+    # -- shards of the daemon's partitions ------------------------------------------------
+
+    def open_shards(self, partitions: Iterable[int], wall_ms: int) -> None:
+        """Make the shards of newly assigned partitions, so a partition without messages
+        still has a clock (it follows the wall clock once idle)."""
+        for partition in partitions:
+            for name in self.models:
+                self.shard(name, partition, wall_ms)
+
+    def pass_finalised(self, model: str, key: int) -> None:
+        """Windows up to ``key`` are final (the store says so): every duration shard of
+        the model treats their events as late, also a shard that has just been made."""
+        for (name, _), shard in self.shards.items():
+            if name == model and not shard.assigner.by_count:
+                shard.clock_ms = max(shard.clock_ms, shard.assigner.deadline(key, 0) or 0)
+
+    def drop_shards(self) -> None:
+        """Forget every shard (after its state was committed: partitions were revoked)."""
+        self.shards.clear()
+        for pending in self._partials.values():
+            pending.clear()
+        self.revised.clear()
+
+    # -- checkpoint -----------------------------------------------------------------------
+
+    def checkpoint(self) -> dict[tuple[str, int], dict[str, Any]]:
+        """Per shard (model, partition), the state to save with the offsets (the counters
+        ride on each)."""
         shared = {"counts": dict(self.counts), "dlq": dict(self.dlq), "as_of_ms": self.as_of_ms}
-        return {name: {"pipeline": shared, "model": model.to_dict()}
-                for name, model in self.models.items()}
+        return {key: {"pipeline": shared, "model": shard.to_dict()}
+                for key, shard in self.shards.items()}
 
-    def segments(self) -> dict[str, dict[int, list[list[Any]]]]:
-        """Per model, the segments of remembered predictions changed since the last call;
+    def segments(self) -> dict[tuple[str, int], dict[int, list[list[Any]]]]:
+        """Per shard, the segments of remembered predictions changed since the last call;
         saved beside ``checkpoint()``, so a commit rewrites only what changed."""
-        return {name: model.segments() for name, model in self.models.items()}
+        return {key: shard.segments() for key, shard in self.shards.items()}
 
-    def closed_windows(self) -> dict[str, dict[int, dict[str, Any] | None]]:
-        """Per model, closed windows changed since the last call (see the model's)."""
-        return {name: model.closed_windows() for name, model in self.models.items()}
+    def partials(self) -> dict[tuple[str, int], dict[int, Window]]:
+        """Per shard, its closed windows changed since the last call (see ``Shard``'s)."""
+        return {key: shard.partials() for key, shard in self.shards.items()}
 
-    def restore(self, states: Mapping[str, dict[str, Any]],
-                segments: Mapping[str, Mapping[int, list[list[Any]]]],
-                closed: Mapping[str, Mapping[int, dict[str, Any]]]) -> None:
+    def watermarks(self) -> dict[tuple[str, int], int]:
+        """Per shard, the event time its partition has passed."""
+        return {key: shard.watermark for key, shard in self.shards.items()}
+
+    def restore(self, states: Mapping[tuple[str, int], dict[str, Any]],
+                segments: Mapping[tuple[str, int], Mapping[int, list[list[Any]]]],
+                closed: Mapping[tuple[str, int], Mapping[int, dict[str, Any]]]) -> None:
         """Continue from a ``checkpoint()``, every saved segment and closed window;
-        models without a saved state start empty."""
-        for name, state in states.items():
+        shards without a saved state start empty."""
+        for (name, partition), state in states.items():
             if name not in self.models:
                 continue  # a model removed from the config since
-            self.models[name].load_dict(state["model"], segments.get(name, {}),
-                                        closed.get(name, {}))
+            shard = self.shard(name, partition)
+            shard.load_dict(state["model"], segments.get((name, partition), {}),
+                            closed.get((name, partition), {}))
             shared = state["pipeline"]
             self.counts = Counter(shared["counts"])
             self.dlq = Counter(shared["dlq"])
-            self.as_of_ms = shared["as_of_ms"]
+            self.as_of_ms = max(self.as_of_ms, shared["as_of_ms"])
+            if self.local:
+                for window in shard.closed:
+                    self._partials[name].setdefault(window.key, {})[partition] = window
 
     def summary(self) -> dict[str, Any]:
         c = self.counts

@@ -19,14 +19,17 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.alerts import OutboxWorker
 from monitor.config import StoreSettings, load_config
-from monitor.engine.sample_rows import sample_rows
+from monitor.effects import Effects
+from monitor.metrics import Metrics
 from monitor.pipeline import Message, Pipeline
 from monitor.replay import load_profiles
 from monitor.store import open_store, queries
 from monitor.store.samples import load_sample
 from monitor.synthetic import Shift, events, reference_frame
 from tests.services.daemon_config import kafka_yaml
+from tests.services.window_lines import assert_same, final_lines
 
 pytestmark = pytest.mark.kafka
 
@@ -165,37 +168,6 @@ def test_every_bad_message_reaches_its_dlq_and_every_good_one_counts_once(
             assert headers["driftline.error.detail"]
 
 
-def final_lines(lines: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """The last revision of every window, by window key, without the time of writing."""
-    out: dict[int, dict[str, Any]] = {}
-    for line in lines:
-        if "summary" in line:
-            continue
-        kept = {k: v for k, v in line.items() if k not in ("as_of", "revision", "finalised_at")}
-        key = line["window_key"]
-        if key not in out or line["revision"] >= out[key][1]:
-            out[key] = (kept, line["revision"])  # type: ignore[assignment]
-    return {k: v[0] for k, v in out.items()}  # type: ignore[index]
-
-
-def assert_same(a: Any, b: Any, where: str = "") -> None:
-    """Equal, floats to 1e-9 relative (a sum over labels may add in another order)."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict), where
-        assert a.keys() == b.keys(), where
-        for key in a:
-            assert_same(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, list):
-        assert isinstance(b, list), where
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{where}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert a == pytest.approx(b, rel=1e-9, abs=1e-12), where
-    else:
-        assert a == b, where
-
-
 def test_sigkilled_and_restarted_the_daemon_finalises_exactly_what_a_replay_does(
     kafka_broker: Any, kafka_topics: Any, tmp_path: Path
 ) -> None:
@@ -257,12 +229,21 @@ def test_sigkilled_and_restarted_the_daemon_finalises_exactly_what_a_replay_does
 
 def samples_of_one_pass(config: Path, pairs: list[tuple[str, dict[str, Any]]],
                         tmp_path: Path) -> dict[int, list[list[Any]]]:
+    """The row samples one uninterrupted pass of the daemon's pipeline saves."""
     loaded = load_config(config)
     pipeline = Pipeline(loaded, load_profiles(loaded, tmp_path / "cache"), lambda _: None,
-                        lambda *_: None, collect_samples=True)
-    pipeline.process(Message(s, orjson.dumps(e), s) for s, e in pairs)
-    pipeline.flush()
-    return {w.key: sample_rows(w.state).rows for w in pipeline.drain_first_closed()}
+                        lambda *_: None, local=False)
+    with open_store(StoreSettings(url=f"sqlite:///{tmp_path / 'one-pass.db'}")) as store:
+        store.register_model("m", "classification")
+        effects = Effects(loaded, store, pipeline, metrics=Metrics(),
+                          worker=OutboxWorker(store, loaded.alerts), trigger=None, sink=None)
+        effects.set_partitions(1)
+        pipeline.process(Message(s, orjson.dumps(e), s) for s, e in pairs)
+        pipeline.flush()
+        effects.commit({})
+        keys = [w["window_key"] for w in queries.windows(store, "m", limit=10**6)]
+        saved = {key: load_sample(store, "m", key) for key in keys}
+    return {key: sample.rows for key, sample in saved.items() if sample is not None}
 
 
 def http_url(log: Path) -> str:

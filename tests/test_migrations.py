@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Engine, Integer, MetaData, String, insert, inspect, select
 
 from monitor.config import StoreSettings
-from monitor.store import Partial, open_store, queries
+from monitor.store import open_store, queries
 from monitor.store.db import create_store_engine
 from monitor.store.migrate import (
     alembic_config,
@@ -76,18 +76,22 @@ class TestUpgrade:
         previous = REVISIONS[-1].down_revision
         assert previous is not None
         upgrade(engine, previous)
-        with open_store(StoreSettings(url=store_url), migrate=False, clock=lambda: T0) as store:
-            store.register_model("wine", "classification")
-            store.commit_batch(
-                "g",
-                offsets={("p", 0): 12},
-                partials=[Partial("wine", 1, "p", 0, {"n": 1})],
-            )
+        with engine.begin() as conn:  # rows as that revision's code wrote them
+            old = MetaData()
+            old.reflect(conn, only=["models", "consumer_offsets", "window_partials"])
+            conn.execute(insert(old.tables["models"]),
+                         {"name": "wine", "task": "classification", "created_at": T0})
+            conn.execute(insert(old.tables["consumer_offsets"]), {
+                "group_id": "g", "topic": "p", "partition": 0, "next_offset": 12,
+                "updated_at": T0})
+            conn.execute(insert(old.tables["window_partials"]), {
+                "model": "wine", "window_key": 1, "topic": "p", "partition": 0,
+                "state": {"n": 1}, "n_predictions": 1, "updated_at": T0})
 
         with open_store(StoreSettings(url=store_url), clock=lambda: T0) as store:
             assert current_revision(store.engine) == head_revision()
             assert store.load_offsets("g") == {("p", 0): 12}
-            assert [p.state for p in store.load_partials()] == [{"n": 1}]
+            assert [(p.state, p.refs) for p in store.load_partials()] == [({"n": 1}, 0)]
             assert [m["name"] for m in queries.models(store)] == ["wine"]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ import pytest
 
 from monitor.cli import main
 from monitor.config import Config, config_from_dict
-from monitor.pipeline import Message, Pipeline
+from monitor.pipeline import ALL_PARTITIONS, Message, Pipeline
 from monitor.replay import load_profiles
 from monitor.synthetic import Shift, events, reference_frame
+from tests.services.window_lines import assert_same, final_lines
 
 CONTRACT_KEYS = {
     "model", "model_version", "window_start", "window_end", "n_predictions", "features",
@@ -233,6 +235,11 @@ class TestReplayCommand:
         assert f"{bad}:2" in capsys.readouterr().err
 
 
+def as_stored(value: Any) -> Any:
+    """A value as the store gives it back (JSON)."""
+    return orjson.loads(orjson.dumps(value))
+
+
 class TestCheckpoint:
     @pytest.mark.parametrize("cut", [1, 333, 1250, 2999])
     def test_a_pipeline_restored_from_a_checkpoint_ends_as_if_never_stopped(self, workdir, cut):
@@ -244,13 +251,11 @@ class TestCheckpoint:
         first = Run(config, workdir)
         messages = [Message(s, orjson.dumps(v), s, 0, i) for i, (s, v) in enumerate(pairs)]
         first.pipeline.process(messages[:cut])
-        saved = orjson.loads(orjson.dumps(first.pipeline.checkpoint()))  # as the store keeps it
-        segments = {name: {int(k): v for k, v in changed.items()} for name, changed in
-                    orjson.loads(orjson.dumps(first.pipeline.segments(),
-                                              option=orjson.OPT_NON_STR_KEYS)).items()}
-        closed = {name: {int(k): v for k, v in changed.items() if v is not None}
-                  for name, changed in orjson.loads(orjson.dumps(
-                      first.pipeline.closed_windows(), option=orjson.OPT_NON_STR_KEYS)).items()}
+        saved = {shard: as_stored(state) for shard, state in first.pipeline.checkpoint().items()}
+        segments = {shard: {k: as_stored(v) for k, v in changed.items()}
+                    for shard, changed in first.pipeline.segments().items()}
+        closed = {shard: {k: as_stored(w.to_dict()) for k, w in changed.items()}
+                  for shard, changed in first.pipeline.partials().items()}
         second = Run(config, workdir)
         second.pipeline.restore(saved, segments, closed)
         second.pipeline.process(messages[cut:])
@@ -297,17 +302,17 @@ class TestIncrementalCheckpoints:
         live = Run(config, workdir)
         saved_segments: dict[int, list[Any]] = {}
         saved_windows: dict[int, Any] = {}
-        core: dict[str, Any] = {}
+        core: dict[tuple[str, int], Any] = {}
+        shard = ("m", ALL_PARTITIONS)  # a count window: one shard
         for start in range(0, 2000, 400):  # five commits, like the daemon's
             live.pipeline.process(messages[start:start + 400])
-            core = orjson.loads(orjson.dumps(live.pipeline.checkpoint()))
-            for key, entries in live.pipeline.segments()["m"].items():
-                saved_segments[key] = orjson.loads(orjson.dumps(entries))  # an upsert
-            for key, window in live.pipeline.closed_windows()["m"].items():
-                saved_windows[key] = orjson.loads(orjson.dumps(window))
+            core = {key: as_stored(state) for key, state in live.pipeline.checkpoint().items()}
+            for key, entries in live.pipeline.segments()[shard].items():
+                saved_segments[key] = as_stored(entries)  # an upsert
+            for key, window in live.pipeline.partials()[shard].items():
+                saved_windows[key] = as_stored(window.to_dict())
         restored = Run(config, workdir)
-        restored.pipeline.restore(core, {"m": saved_segments}, {
-            "m": {k: v for k, v in saved_windows.items() if v is not None}})
+        restored.pipeline.restore(core, {shard: saved_segments}, {shard: saved_windows})
         restored.pipeline.process(messages[2000:])
         restored.pipeline.flush()
 
@@ -315,5 +320,92 @@ class TestIncrementalCheckpoints:
             return [orjson.dumps(line, option=orjson.OPT_SORT_KEYS).decode() for line in lines]
 
         assert comparable(live.lines + restored.lines) == comparable(whole)
-        assert len(live.pipeline.segments()["m"]) == 0  # nothing changed since the last save
-        assert len(live.pipeline.closed_windows()["m"]) == 0
+        assert len(live.pipeline.segments()[shard]) == 0  # nothing changed since the last save
+        assert len(live.pipeline.partials()[shard]) == 0
+
+
+class TestShards:
+    """Duration windows are kept per partition and merged when every partition passed."""
+
+    @staticmethod
+    def messages(pairs: list[tuple[str, Any]], partitions: int) -> list[Message]:
+        """Messages spread over partitions by event id, as keyed Kafka records are."""
+        return [Message(s, orjson.dumps(v), s, zlib.crc32(v["event_id"].encode()) % partitions, i)
+                for i, (s, v) in enumerate(pairs)]
+
+    def test_the_order_across_partitions_does_not_change_the_windows(self, workdir):
+        config = make_config(workdir, {"duration": "1m", "grace": "5s"})
+        pairs = list(events(3000, n_numeric=4, seed=8, label_every=2, label_delay=900,
+                            shift=Shift(start=1500, features=[1], sd=1.0)))
+        messages = self.messages(pairs, 4)
+        interleaved = Run(config, workdir)
+        interleaved.pipeline.process(messages)
+        interleaved.pipeline.flush()
+        by_partition = Run(config, workdir)  # each partition's messages in turn
+        for partition in range(4):
+            by_partition.pipeline.process([m for m in messages if m.partition == partition])
+        by_partition.pipeline.flush()
+        assert len(interleaved.first_lines) == 5  # 300 s of events, one window a minute
+        assert_all_same(by_partition.lines, interleaved.lines)
+        assert sum(line["n_predictions"] for line in interleaved.first_lines) == 3000
+        drifted = [line["drift_detected"] for line in interleaved.first_lines]
+        assert drifted[:2] == [False, False]
+        assert drifted[3:] == [True, True]
+        assert any(line["revision"] > 0 for line in interleaved.lines)  # late labels
+
+    @staticmethod
+    def two_partitions(run: Run) -> list[int]:
+        """Partition 0 runs past the first minute while partition 1 is inside it; then
+        partition 1 passes it too. Returns n_predictions of the lines after each step."""
+        t0 = 1_767_225_600_000
+        ahead = [ev("predictions", i, t0 + i * 1000, prediction=1, features=FEATS)
+                 for i in range(70)]
+        run.pipeline.process([Message(s, orjson.dumps(v), s, 0, i)
+                              for i, (s, v) in enumerate(ahead)])
+        run.pipeline.process([Message(s, orjson.dumps(v), s, 1, 0) for s, v in [
+            ev("predictions", 100, t0 + 30_000, prediction=0, features=FEATS)]])
+        seen = [line["n_predictions"] for line in run.lines]
+        run.pipeline.process([Message(s, orjson.dumps(v), s, 1, 1) for s, v in [
+            ev("predictions", 101, t0 + 61_000, prediction=0, features=FEATS)]])
+        return [*seen, -1, *(line["n_predictions"] for line in run.lines[len(seen):])]
+
+    def test_a_window_waits_for_every_partition_to_pass_its_end(self, workdir):
+        run = Run(make_config(workdir, {"duration": "1m", "grace": "0s"}), workdir)
+        run.pipeline.open_shards([0, 1], wall_ms=0)  # the partitions known up front
+        assert self.two_partitions(run) == [-1, 61]  # nothing until both passed: 60 + 1
+
+    def test_a_partition_that_comes_late_to_a_final_window_revises_it(self, workdir):
+        run = Run(make_config(workdir, {"duration": "1m", "grace": "0s"}), workdir)
+        assert self.two_partitions(run) == [60, -1, 61]  # partition 1 was not known yet
+        assert [line["revision"] for line in run.lines] == [0, 1]
+
+    def test_a_restored_sharded_pipeline_ends_as_if_never_stopped(self, workdir):
+        config = make_config(workdir, {"duration": "1m", "grace": "5s"})
+        pairs = list(events(2000, n_numeric=4, seed=9, label_every=2, label_delay=700))
+        messages = self.messages(pairs, 3)
+        whole = Run(config, workdir)
+        whole.pipeline.process(messages)
+        whole.pipeline.flush()
+        first = Run(config, workdir)
+        first.pipeline.process(messages[:1234])
+        saved = {key: as_stored(state) for key, state in first.pipeline.checkpoint().items()}
+        segments = {key: {k: as_stored(v) for k, v in changed.items()}
+                    for key, changed in first.pipeline.segments().items()}
+        closed = {key: {k: as_stored(w.to_dict()) for k, w in changed.items()}
+                  for key, changed in first.pipeline.partials().items()}
+        second = Run(config, workdir)
+        second.pipeline.restore(saved, segments, closed)
+        second.pipeline.process(messages[1234:])
+        second.pipeline.flush()
+        assert sorted(saved) == [("m", 0), ("m", 1), ("m", 2)]
+        assert_all_same(first.lines + second.lines, whole.lines)
+
+
+
+def assert_all_same(lines: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
+    """The newest revisions of the same windows, alike but for float sums' last bits (late
+    labels reach a window in other blocks when the partitions interleave otherwise)."""
+    got, want = final_lines(lines), final_lines(expected)
+    assert sorted(got) == sorted(want)
+    for key in want:
+        assert_same(got[key], want[key], f"window {key}")

@@ -33,7 +33,7 @@ from monitor.metrics import Metrics
 from monitor.pipeline import Message, Pipeline
 from monitor.replay import load_profiles
 from monitor.report import WindowReports
-from monitor.store import Store, WindowLine, WindowSample, open_store
+from monitor.store import Store, WindowLine, WindowSample, open_store, queries
 from monitor.store.samples import load_sample
 from monitor.store.utc import utc_now
 from monitor.synthetic import CATEGORIES, Shift, events, reference_frame
@@ -76,17 +76,11 @@ def monitored(tmp_path: Path, store_url: str) -> Iterator[Monitored]:
     config = load_config(path)
     store = open_store(config.store)
     store.register_model("m", "classification")
-    written: list[dict[str, Any]] = []
-    closed: list[dict[str, Any]] = []
-
-    def on_window(line: dict[str, Any]) -> None:
-        closed.append(line)
-        written.append(line)
-
-    pipeline = Pipeline(config, load_profiles(config, tmp_path / "cache"), on_window,
-                        lambda *_: None, collect_samples=True)
-    effects = Effects(config, store, pipeline, closed, metrics=Metrics(),
+    pipeline = Pipeline(config, load_profiles(config, tmp_path / "cache"), lambda _: None,
+                        lambda *_: None, local=False)  # as the daemon: windows in the store
+    effects = Effects(config, store, pipeline, metrics=Metrics(),
                       worker=OutboxWorker(store, config.alerts), trigger=None, sink=None)
+    effects.set_partitions(1)
     pairs = list(events(3000, n_numeric=3, n_categorical=1, seed=12, model="m",
                         shift=Shift(start=SHIFT_AT, features=[0], sd=2.0,
                                     new_categories=["purple"])))
@@ -96,6 +90,7 @@ def monitored(tmp_path: Path, store_url: str) -> Iterator[Monitored]:
         effects.commit({("p", 0): start + 700})
     pipeline.flush()
     effects.commit({("p", 0): len(messages)})
+    written = queries.windows(store, "m", limit=10**6, all_revisions=True)
     try:
         yield Monitored(path, config, store, written)
     finally:

@@ -22,6 +22,7 @@ __all__ = [
     "TopicPartition",
     "TrainingLabel",
     "TrainingRow",
+    "Watermark",
     "WindowLine",
     "alert_row",
     "checkpoint_row",
@@ -30,6 +31,7 @@ __all__ = [
     "offset_row",
     "partial_row",
     "training_row",
+    "watermark_row",
     "window_row",
 ]
 
@@ -53,6 +55,17 @@ class Partial:
     state: dict[str, Any]
     n_predictions: int = 0
     updated_at: datetime | None = None
+    refs: int = 0  # predictions in the join that point at it (late labels may come)
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """The event time one partition has passed, for one model (its shard's clock)."""
+
+    model: str
+    topic: str
+    partition: int
+    watermark_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +211,15 @@ def partial_row(partial: Partial, now: datetime) -> dict[str, Any]:
         "partition": partial.partition,
         "state": partial.state,
         "n_predictions": partial.n_predictions,
+        "refs": partial.refs,
         "updated_at": now,
     }
+
+
+def watermark_row(mark: Watermark, now: datetime) -> dict[str, Any]:
+    """A ``partition_watermarks`` row."""
+    return {"model": mark.model, "topic": mark.topic, "partition": mark.partition,
+            "watermark_ms": mark.watermark_ms, "updated_at": now}
 
 
 def checkpoint_row(group_id: str, checkpoint: Checkpoint, now: datetime) -> dict[str, Any]:

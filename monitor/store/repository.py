@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, delete, insert, or_, select
+from sqlalchemy import Engine, Table, and_, delete, func, insert, or_, select
 from sqlalchemy.engine import Connection
 
 from monitor.errors import StoreError
@@ -38,12 +38,14 @@ from monitor.store.records import (
     TopicPartition,
     TrainingLabel,
     TrainingRow,
+    Watermark,
     WindowLine,
     alert_row,
     checkpoint_row,
     feature_rows,
     offset_row,
     partial_row,
+    watermark_row,
     window_row,
 )
 from monitor.store.sqlite import WRITE
@@ -129,6 +131,26 @@ class Store:
         with self.writing(f"registering version {version!r} of {model!r}") as conn:
             upsert(conn, _table("model_versions"), [row], ["model", "version"], ["reference_hash"])
 
+    def last_windows(self) -> dict[str, int]:
+        """Per model, the key of its newest finalised window."""
+        w = t.Window
+        with self.reading("reading the newest window of each model") as conn:
+            rows = conn.execute(select(w.model, func.max(w.window_key)).group_by(w.model)).all()
+        return {str(model): int(key) for model, key in rows}
+
+    def latest_version(self, model: str) -> str | None:
+        """The newest registered version of ``model`` that has a profile (cheap: another
+        daemon of the group may have re-baselined)."""
+        v = t.ModelVersion
+        query = (
+            select(v.version)
+            .where(v.model == model, v.reference_hash.is_not(None))
+            .order_by(v.created_at.desc())
+            .limit(1)
+        )
+        with self.reading(f"reading the newest version of {model!r}") as conn:
+            return conn.execute(query).scalar()
+
     def latest_profile(self, model: str) -> tuple[str, dict[str, Any]] | None:
         """The newest registered version of ``model`` that has a profile, and that profile
         (a re-baselined daemon continues from it after a restart)."""
@@ -176,55 +198,85 @@ class Store:
         ``window_samples`` (the retained rows of windows closed for the first time) are
         upserted by (model, window_key).
         """
-        now = self.now()
         with self.writing(f"saving a batch of consumer group {group_id!r}") as conn:
-            upsert(
-                conn,
-                _table("window_partials"),
-                [partial_row(p, now) for p in partials],
-                ["model", "window_key", "topic", "partition"],
-            )
-            upsert(
-                conn,
-                _table("pipeline_checkpoints"),
-                [checkpoint_row(group_id, c, now) for c in checkpoints],
-                ["group_id", "topic", "partition", "model"],
-            )
-            for item in windows:
-                window_id = conn.execute(
-                    insert(t.Window).returning(t.Window.id), window_row(item, now)
-                ).scalar_one()
-                rows = feature_rows(item.line, window_id)
-                if rows:
-                    conn.execute(insert(t.FeatureScore), rows)
-            for model, window_key in finalised:
-                conn.execute(
-                    delete(t.WindowPartial).where(
-                        t.WindowPartial.model == model, t.WindowPartial.window_key == window_key
-                    )
+            self.save_batch(conn, group_id, offsets=offsets, partials=partials,
+                            checkpoints=checkpoints, windows=windows, finalised=finalised,
+                            alerts=alerts, outbox=outbox, training_rows=training_rows,
+                            training_labels=training_labels, window_samples=window_samples)
+
+    def save_batch(
+        self,
+        conn: Connection,
+        group_id: str,
+        *,
+        offsets: Mapping[TopicPartition, int] | None = None,
+        partials: Sequence[Partial] = (),
+        checkpoints: Sequence[Checkpoint] = (),
+        windows: Sequence[WindowLine] = (),
+        finalised: Iterable[tuple[str, int]] = (),
+        alerts: Sequence[Mapping[str, Any]] = (),
+        outbox: Sequence[Mapping[str, Any]] = (),
+        training_rows: Sequence[TrainingRow] = (),
+        training_labels: Sequence[TrainingLabel] = (),
+        watermarks: Sequence[Watermark] = (),
+        window_samples: Sequence[samples.WindowSample] = (),
+    ) -> None:
+        """``commit_batch``'s writes, in the caller's transaction ``conn``; ``watermarks``
+        replace the saved ones of their partitions."""
+        now = self.now()
+        upsert(
+            conn,
+            _table("window_partials"),
+            [partial_row(p, now) for p in partials],
+            ["model", "window_key", "topic", "partition"],
+        )
+        upsert(
+            conn,
+            _table("partition_watermarks"),
+            [watermark_row(w, now) for w in watermarks],
+            ["model", "topic", "partition"],
+        )
+        upsert(
+            conn,
+            _table("pipeline_checkpoints"),
+            [checkpoint_row(group_id, c, now) for c in checkpoints],
+            ["group_id", "topic", "partition", "model"],
+        )
+        for item in windows:
+            window_id = conn.execute(
+                insert(t.Window).returning(t.Window.id), window_row(item, now)
+            ).scalar_one()
+            rows = feature_rows(item.line, window_id)
+            if rows:
+                conn.execute(insert(t.FeatureScore), rows)
+        for model, window_key in finalised:
+            conn.execute(
+                delete(t.WindowPartial).where(
+                    t.WindowPartial.model == model, t.WindowPartial.window_key == window_key
                 )
-            upsert(
-                conn,
-                _table("alerts"),
-                [alert_row(body, now) for body in alerts],
-                ["alert_id"],
-                ALERT_UPDATES,
             )
-            if outbox:
-                deliveries = [
-                    {"alert_id": row["alert_id"], "route": row["route"], "body": dict(row["body"]),
-                     "attempts": 0, "next_attempt_at": now}
-                    for row in outbox
-                ]  # fmt: skip
-                conn.execute(insert(t.Outbox), deliveries)
-            training.save_training(conn, training_rows, training_labels, now)
-            samples.save_samples(conn, window_samples, now)
-            upsert(
-                conn,
-                _table("consumer_offsets"),
-                [offset_row(group_id, tp, offset, now) for tp, offset in (offsets or {}).items()],
-                ["group_id", "topic", "partition"],
-            )
+        upsert(
+            conn,
+            _table("alerts"),
+            [alert_row(body, now) for body in alerts],
+            ["alert_id"],
+            ALERT_UPDATES,
+        )
+        if outbox:
+            deliveries = [
+                {"alert_id": row["alert_id"], "route": row["route"], "body": dict(row["body"]),
+                 "attempts": 0, "next_attempt_at": now}
+                for row in outbox
+            ]  # fmt: skip
+            conn.execute(insert(t.Outbox), deliveries)
+        training.save_training(conn, training_rows, training_labels, now)
+        samples.save_samples(conn, window_samples, now)
+        upsert(
+            conn,
+            _table("consumer_offsets"),
+            [offset_row(group_id, tp, offset, now) for tp, offset in (offsets or {}).items()],
+            ["group_id", "topic", "partition"],
+        )
 
     def load_offsets(
         self, group_id: str, partitions: Iterable[TopicPartition] | None = None

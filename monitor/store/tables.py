@@ -42,6 +42,7 @@ __all__ = [
     "Model",
     "ModelVersion",
     "Outbox",
+    "PartitionWatermark",
     "PipelineCheckpoint",
     "ReferenceProfile",
     "RetrainRun",
@@ -119,7 +120,10 @@ class ModelVersion(Base):
 
 
 class WindowPartial(Base):
-    """The open state of one window, from the messages of one topic partition."""
+    """One window's state from the messages of one partition, once that partition's shard
+    closed it; merged with the other partitions' when the window is finalised, and kept
+    after that while predictions point at it (``refs``), for the revisions late labels make.
+    ``topic`` is the predictions topic; a count window's one shard has partition -1."""
 
     __tablename__ = "window_partials"
     model: Mapped[str] = mapped_column(ForeignKey(MODEL_FK), primary_key=True)
@@ -128,6 +132,19 @@ class WindowPartial(Base):
     partition: Mapped[int] = mapped_column(Integer, primary_key=True)
     state: Mapped[dict[str, Any]] = mapped_column(Json)
     n_predictions: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    refs: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class PartitionWatermark(Base):
+    """The event time a partition has passed for a model: its windows that end (plus
+    grace) before it are closed there. Finalisation waits for every partition's."""
+
+    __tablename__ = "partition_watermarks"
+    model: Mapped[str] = mapped_column(ForeignKey(MODEL_FK), primary_key=True)
+    topic: Mapped[str] = mapped_column(Topic, primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    watermark_ms: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

@@ -60,6 +60,12 @@ class WindowAssigner:
             return None
         return key
 
+    def skip(self, key: int) -> None:
+        """Count window ``key`` closed before it filled: the next prediction starts a new one."""
+        if key == self._count_key and self._count_n > 0:
+            self._count_key += 1
+            self._count_n = 0
+
     def is_full(self, key: int) -> bool:
         """A count window that takes no more predictions (always true for durations)."""
         return self.size is None or key < self._count_key or self._count_n == self.size

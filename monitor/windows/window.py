@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from monitor.config import ModelConfig
     from monitor.engine.profile import ReferenceProfile
 
-__all__ = ["Window"]
+__all__ = ["Window", "merged_line"]
 
 FLUSH_ROWS = 1024  # rows buffered before a vectorised update
 
@@ -33,6 +33,7 @@ class Window:
         "closed",
         "dirty",
         "end_ms",
+        "final",
         "key",
         "model",
         "model_version",
@@ -66,6 +67,7 @@ class Window:
         self.n_predictions = 0
         self.refs = 0  # predictions in the join that point here (labels may still come)
         self.closed = False
+        self.final = False  # closed and handed to finalisation (scored, or saved for it)
         self.dirty = False  # closed, and labels changed it since its last line
         self.revision = -1
         self._rows: list[Any] = []
@@ -128,7 +130,7 @@ class Window:
             "key": self.key, "start_ms": self.start_ms, "end_ms": self.end_ms,
             "newest_ms": self.newest_ms, "model_version": self.model_version,
             "n_predictions": self.n_predictions, "refs": self.refs, "closed": self.closed,
-            "dirty": self.dirty, "revision": self.revision,
+            "final": self.final, "dirty": self.dirty, "revision": self.revision,
             "state": self.state.to_dict(),
             "buffers": [self._rows, self._row_keys, self._predictions, self._probabilities,
                         [list(t) for t in self._labels]],
@@ -144,6 +146,7 @@ class Window:
         window.n_predictions = data["n_predictions"]
         window.refs = data["refs"]
         window.closed = data["closed"]
+        window.final = data.get("final", data["closed"])
         window.dirty = data["dirty"]
         window.revision = data["revision"]
         window.state = WindowState.from_dict(data["state"], profile)
@@ -152,6 +155,27 @@ class Window:
         window._predictions, window._probabilities = list(predictions), list(probabilities)
         window._labels = [tuple(t) for t in labels]
         return window
+
+    @classmethod
+    def merged(cls, parts: list[Window]) -> Window:
+        """One window of the partials of several partitions (in the order given: merged
+        float sums depend on it); the partials do not change but for a flush."""
+        first = parts[0]
+        versions = [w.model_version for w in parts if w.model_version is not None]
+        out = cls(first.key, start_ms=min(w.start_ms for w in parts),
+                  end_ms=max(w.end_ms for w in parts), profile=first.profile,
+                  model=first.model, model_version=versions[0] if versions else None)
+        out.newest_ms = max(w.newest_ms for w in parts)
+        out.n_predictions = sum(w.n_predictions for w in parts)
+        out.closed = out.final = True
+        out.revision = max(w.revision for w in parts)
+        for window in parts:
+            window.flush()
+        state = first.state
+        for window in parts[1:]:
+            state = state.merge(window.state)
+        out.state = state
+        return out
 
     def line(self, as_of_ms: int) -> dict[str, Any]:
         """Score the window and return its result line (contract section 3)."""
@@ -171,3 +195,16 @@ class Window:
             "revision": self.revision,
             "as_of": format_rfc3339_ms(as_of_ms),
         }
+
+
+def merged_line(parts: list[Window], as_of_ms: int, revision: int | None = None
+                ) -> dict[str, Any]:
+    """The result line of a window from its partials (in partition order); ``revision``
+    (the store knows it) defaults to one more than the partials have seen."""
+    window = parts[0] if len(parts) == 1 else Window.merged(parts)
+    if revision is not None:
+        window.revision = revision - 1
+    line = window.line(as_of_ms)
+    for part in parts:
+        part.revision = window.revision
+    return line
