@@ -37,9 +37,10 @@ class Narrator:
 
     def pump(self) -> None:
         """Narrate what happened since the last call."""
+        runs = self._get("/api/retrains")  # first: the windows that started one are stored
         self._windows()
         self._alerts()
-        self._retrains()
+        self._retrains(runs)
         self._models()
 
     def alerts_of(self, kind: str, status: str = "firing") -> list[dict[str, Any]]:
@@ -68,8 +69,8 @@ class Narrator:
             self.say(f"webhook received (signature verified): {body['kind']} alert "
                      f"{body['status']} [{body['severity']}]: {body['summary']}")
 
-    def _retrains(self) -> None:
-        for run in self._get("/api/retrains"):
+    def _retrains(self, runs: list[dict[str, Any]]) -> None:
+        for run in runs:
             before = self.runs.get(run["id"])
             self.runs[run["id"]] = run
             if before is None:
