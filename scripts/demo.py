@@ -242,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     stack.stop_stale_kafka()
     shutil.rmtree(work, ignore_errors=True)  # each run starts from nothing
     work.mkdir(parents=True)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
     signal.signal(signal.SIGTERM, _on_sigterm)
     summary, code = None, 1
     try:
