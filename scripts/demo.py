@@ -51,6 +51,8 @@ PHASE = 4 * WINDOW  # predictions per phase: healthy, drifted, drifted after the
 DRIFT_PENDING = max(2, math.ceil(700 / WINDOW))
 WINDOW_MS = 5 * 60_000  # simulated event time per window
 HOUR_MS = 3_600_000
+OWN_FILES = ("cache", "mlflow", "driftline.db", "driftline.db-wal", "driftline.db-shm",
+             "driftline.yaml", "reference.csv", "daemon.log")
 WEBHOOK_SECRET_ENV = "DRIFTLINE_DEMO_WEBHOOK_SECRET"
 QUIET_MLFLOW = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
                 "MLFLOW_MODEL_CATALOG_URI": "", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
@@ -240,8 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(os.environ.get("DEMO_DIR") or ROOT / ".driftline" / "demo").resolve()
     stack = Stack(work, say)
     stack.stop_stale_kafka()
-    shutil.rmtree(work, ignore_errors=True)  # each run starts from nothing
-    work.mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=True)
+    for name in OWN_FILES:  # each run starts from nothing (the broker wipes its own data)
+        path = work / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
     signal.signal(signal.SIGTERM, _on_sigterm)
     summary, code = None, 1
@@ -256,8 +263,11 @@ def main(argv: list[str] | None = None) -> int:
             code = 143 if isinstance(stop, Interrupted) else 130
             say("interrupted: stopping everything the demo started")
     except Exception as err:
-        traceback.print_exc()
-        say(f"failed: {err}")
+        code = 1
+        died = stack.daemon_died()  # the likelier cause of an error talking to it
+        if died is None:
+            traceback.print_exc()
+        say(f"failed: {died or err}")
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -113,9 +113,16 @@ class Stack:
 
     def check_daemon(self) -> None:
         """Raise ``DemoError`` when the daemon has exited."""
-        if self.daemon is not None and self.daemon.poll() is not None:
-            raise DemoError(f"the daemon exited with code {self.daemon.returncode}; see "
-                            f"{self.daemon_log}:\n{self.daemon_tail()}")
+        died = self.daemon_died()
+        if died is not None:
+            raise DemoError(died)
+
+    def daemon_died(self) -> str | None:
+        """Why the daemon is gone (its exit code and log tail), or None while it runs."""
+        if self.daemon is None or self.daemon.poll() is None:
+            return None
+        return (f"the daemon exited with code {self.daemon.returncode}; see "
+                f"{self.daemon_log}:\n{self.daemon_tail()}")
 
     def daemon_tail(self, lines: int = 25) -> str:
         try:
