@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             say("interrupted: stopping everything the demo started")
     except Exception as err:
         code = 1
-        died = stack.daemon_died()  # the likelier cause of an error talking to it
+        died = stack.daemon_died(grace_s=2.0)  # the likelier cause of an error talking to it
         if died is None:
             traceback.print_exc()
         say(f"failed: {died or err}")

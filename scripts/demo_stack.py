@@ -117,9 +117,14 @@ class Stack:
         if died is not None:
             raise DemoError(died)
 
-    def daemon_died(self) -> str | None:
-        """Why the daemon is gone (its exit code and log tail), or None while it runs."""
-        if self.daemon is None or self.daemon.poll() is None:
+    def daemon_died(self, grace_s: float = 0.0) -> str | None:
+        """Why the daemon is gone (its exit code and log tail), or None while it runs;
+        ``grace_s``: how long a daemon that is just exiting may take to be gone."""
+        if self.daemon is None:
+            return None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.daemon.wait(timeout=grace_s)
+        if self.daemon.poll() is None:
             return None
         return (f"the daemon exited with code {self.daemon.returncode}; see "
                 f"{self.daemon_log}:\n{self.daemon_tail()}")

@@ -37,7 +37,8 @@ def start_demo(workdir: Path) -> tuple[subprocess.Popen[str], str]:
 
 
 def survivors(marker: str) -> list[str]:
-    """Live processes (zombies count as gone) whose environment carries ``marker``."""
+    """Live processes (zombies count as gone) whose environment carries ``marker``:
+    ``"<pid>: <command line>"``."""
     needle = f"{MARKER}={marker}".encode()
     found = []
     for proc in Path("/proc").iterdir():
@@ -112,6 +113,26 @@ def test_ctrl_c_mid_run_stops_everything_and_exits_130(tmp_path: Path) -> None:
     assert process.returncode == 130, out[-5000:]
     assert "interrupted: stopping everything the demo started" in out
     assert "done in" not in out
+
+    assert survivors(marker) == []
+    assert [port for port in ports_named(out) if listening(port)] == []
+
+
+def test_a_failure_mid_run_stops_everything_and_exits_1(tmp_path: Path) -> None:
+    process, marker = start_demo(tmp_path / "demo")
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:  # the daemon dies while the app logs drifted traffic
+        seen.append(line)
+        if "phase 2" in line:
+            (daemon,) = [int(p.split(":")[0]) for p in survivors(marker)
+                         if "monitor.cli" in p and " run " in p]
+            os.kill(daemon, signal.SIGKILL)
+            break
+    rest, _ = process.communicate(timeout=300)
+    out = "".join(seen) + rest
+    assert process.returncode == 1, out[-5000:]
+    assert "failed: the daemon exited with code -9" in out
 
     assert survivors(marker) == []
     assert [port for port in ports_named(out) if listening(port)] == []
