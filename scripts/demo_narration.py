@@ -8,6 +8,7 @@ It keeps what it saw, so the demo can wait on it and sum it up.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from tests.services.webhook_receiver import Receiver
 __all__ = ["Narrator"]
 
 SHOWN_FEATURES = 3
+TRIGGER_WAIT_S = 5.0  # how long a retrain's start waits for its alert's webhook
 
 
 class Narrator:
@@ -31,6 +33,7 @@ class Narrator:
         self.alerts: list[dict[str, Any]] = []  # webhook bodies, in order received
         self.runs: dict[int, dict[str, Any]] = {}  # retrain runs by id, as last seen
         self.rebaselined: list[str] = []  # versions the daemon re-baselined on
+        self._pending_runs: dict[int, float] = {}  # run id -> when first seen, not yet told
 
     def close(self) -> None:
         self.http.close()
@@ -70,14 +73,23 @@ class Narrator:
                      f"{body['status']} [{body['severity']}]: {body['summary']}")
 
     def _retrains(self, runs: list[dict[str, Any]]) -> None:
+        received = {a["alert_id"] for a in self.alerts}
         for run in runs:
             before = self.runs.get(run["id"])
+            if before is None and not self._trigger_told(run, received):
+                continue  # tell the alert that started it first
             self.runs[run["id"]] = run
             if before is None:
                 self.say(f"retrain started: run {run['id']}, a child process of the daemon "
                          "refits the champion on recent labelled traffic")
             if run["status"] != "running" and (before is None or before["status"] == "running"):
                 self._finished(run)
+
+    def _trigger_told(self, run: dict[str, Any], received: set[str]) -> bool:
+        """Whether the alert that started ``run`` was narrated (or is overdue)."""
+        first_seen = self._pending_runs.setdefault(run["id"], time.monotonic())
+        return (run.get("trigger_alert_id") in received or run.get("trigger_alert_id") is None
+                or time.monotonic() - first_seen > TRIGGER_WAIT_S)
 
     def _finished(self, run: dict[str, Any]) -> None:
         detail = run.get("detail") or {}
