@@ -48,12 +48,13 @@ CHUNK = 50  # predictions served per model call
 class DemoData:
     model: Any  # the first champion: scaler + logistic regression
     reference: pd.DataFrame  # held-out rows with the model's prediction and probability
-    live: pd.DataFrame  # other held-out rows, the patients the app sees
+    live: pd.DataFrame  # the held-out patients the app's traffic resamples
     features: list[str]
 
 
 def train() -> DemoData:
-    """Fit the first model on 40 % of the data; split the rest into reference and live."""
+    """Fit the first model on 40 % of the data; the other 60 % is the reference (with the
+    model's outputs) and the pool of patients the app's traffic resamples."""
     data = load_breast_cancer(as_frame=True)
     frame = data.frame.rename(columns={"target": TARGET})
     frame[TARGET] = 1 - frame[TARGET]  # scikit-learn's 1 is benign
@@ -62,12 +63,10 @@ def train() -> DemoData:
                                        stratify=frame[TARGET])
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     model.fit(train_set[features], train_set[TARGET])
-    reference, live = train_test_split(rest, test_size=0.5, random_state=1,
-                                       stratify=rest[TARGET])
-    reference = reference.copy()
+    reference = rest.copy()  # the held-out patients: the app's traffic resamples them
     reference["probability"] = model.predict_proba(reference[features])[:, 1]
     reference["prediction"] = (reference["probability"] >= 0.5).astype(int)
-    return DemoData(model, reference.reset_index(drop=True), live.reset_index(drop=True),
+    return DemoData(model, reference.reset_index(drop=True), rest.reset_index(drop=True),
                     features)
 
 
