@@ -78,7 +78,13 @@ def alert_id(request: RetrainRequest, kind: str) -> str:
 
 def started_alert(request: RetrainRequest, registered_model: str | None = None) -> dict[str, Any]:
     """The ``retrain_started`` body, emitted by the caller before ``run_retrain``."""
-    trigger = request.trigger_alert_id or "a manual request"
+    if request.trigger_alert_id:
+        kind = f"{request.trigger_kind} " if request.trigger_kind else ""
+        trigger = f"the {kind}alert {request.trigger_alert_id}"
+    elif request.trigger_kind == "schedule":
+        trigger = "the schedule"
+    else:
+        trigger = "a manual request"
     return _body(
         request,
         "retrain_started",

@@ -193,6 +193,15 @@ class TestOutcomeAlerts:
         assert [b["kind"] for b in bodies][-1] == "retrain_failed"
         assert bodies[-1]["severity"] == "warning"
 
+    def test_the_started_alert_says_what_triggered_it(self) -> None:
+        scheduled = RetrainRequest(model="wine", request_id="r-2", trigger_kind="schedule")
+        manual = RetrainRequest(model="wine", request_id="r-3")
+        assert [started_alert(r)["summary"] for r in (self.request, scheduled, manual)] == [
+            "wine: retrain started (triggered by the drift alert a-9)",
+            "wine: retrain started (triggered by the schedule)",
+            "wine: retrain started (triggered by a manual request)",
+        ]
+
     def test_alert_ids_are_stable_per_request_and_kind(self) -> None:
         first = outcome_alerts(self._succeeded(promoted=True), self.request)
         again = outcome_alerts(self._succeeded(promoted=True), self.request)
