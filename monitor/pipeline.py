@@ -256,6 +256,7 @@ class Shard:
             self._close(window)
         if due:
             self.emit_revisions()
+            self.core.settle(self.model.name)
 
     def _close(self, window: Window) -> None:
         del self.open[window.key]
@@ -414,7 +415,8 @@ class Pipeline:
         # local finalisation: per model and window key, the partials by partition, kept
         # until final and no prediction points at them (late labels make revisions)
         self._partials: dict[str, dict[int, dict[int, Window]]] = {m: {} for m in self.models}
-        self.revised: set[tuple[str, int]] = set()  # not local: partials changed once final
+        self.revised: set[tuple[str, int]] = set()  # partials changed once final
+        self._finalised: set[str] = set()  # local: models with a window finalised since settle
 
     def shard(self, model: str, partition: int, wall_ms: int | None = None) -> Shard:
         """The shard of ``model`` that a message of ``partition`` goes to (made if new)."""
@@ -461,27 +463,23 @@ class Pipeline:
 
     def closed_partial(self, shard: Shard, window: Window) -> None:
         """A shard closed its part of a window."""
+        name = shard.model.name
         if not self.local:
             window.final = True  # handed over: the store finalises it (or revises it, when
-            self.revised.add((shard.model.name, window.key))  # it was finalised already)
+            self.revised.add((name, window.key))  # it was finalised already)
             return
-        name = shard.model.name
         parts = self._partials[name].setdefault(window.key, {})
         parts[shard.partition] = window
         if any(w.final for w in parts.values()):  # a partition that came late to it
-            self._emit_final(name, parts)
+            window.final = True
+            self.revised.add((name, window.key))
+            self._finalised.add(name)  # its revision is written at once
         else:
             self._finalise_ready(name)
 
     def revised_partial(self, shard: Shard, window: Window) -> None:
         """Late labels changed a shard's closed window."""
-        name = shard.model.name
-        if not self.local:
-            self.revised.add((name, window.key))
-            return
-        parts = self._partials[name].get(window.key)
-        if window.final and parts is not None:
-            self._emit_final(name, parts)
+        self.revised.add((shard.model.name, window.key))
 
     def _finalise_ready(self, name: str) -> None:
         """Finalise, in key order, the windows every partition of the model has passed."""
@@ -494,6 +492,7 @@ class Pipeline:
                 break
             self.counts["windows"] += 1
             self._emit_final(name, parts)
+            self._finalised.add(name)
 
     def _emit_final(self, name: str, parts: dict[int, Window]) -> None:
         windows = [parts[p] for p in sorted(parts)]
@@ -501,15 +500,30 @@ class Pipeline:
             window.final = True
         self.emit(merged_line(windows, self.as_of_ms))
 
+    def settle(self, name: str, *, force: bool = False) -> None:
+        """Local only: once a window of ``name`` was finalised (or ``force``), write one
+        revision line per final window that changed since (whichever partitions changed
+        it), and forget the windows no prediction points at any more."""
+        if not self.local or not (force or name in self._finalised):
+            return
+        self._finalised.discard(name)
+        pending = self._partials[name]
+        for model, key in sorted(self.revised):
+            parts = pending.get(key)
+            if model == name and parts is not None and all(w.final for w in parts.values()):
+                self.revised.discard((model, key))
+                self._emit_final(name, parts)
+        for key in [k for k, parts in pending.items()
+                    if all(w.final and w.refs <= 0 for w in parts.values())]:
+            del pending[key]
+
     def emit_revisions(self) -> None:
-        """Write a revision line for every closed window that late labels changed."""
+        """Mark every closed window that late labels changed; local, write their revision
+        lines now (the daemon's store finalises them at its commit)."""
         for shard in list(self.shards.values()):
             shard.emit_revisions()
-        for pending in self._partials.values():
-            done = [key for key, parts in pending.items()
-                    if all(w.final and w.refs <= 0 for w in parts.values())]
-            for key in done:
-                del pending[key]
+        for name in self.models:
+            self.settle(name, force=True)
 
     def flush(self) -> None:
         """End of input: close and score every open window, then write revisions."""
@@ -542,6 +556,7 @@ class Pipeline:
                 changed = changed or len(shard.closed) != closed
                 if self.local:
                     self._finalise_ready(shard.model.name)
+                    self.settle(shard.model.name)
         return changed
 
     def rebaseline(self, model: str, profile: ReferenceProfile) -> None:
@@ -574,6 +589,7 @@ class Pipeline:
         for pending in self._partials.values():
             pending.clear()
         self.revised.clear()
+        self._finalised.clear()
 
     # -- checkpoint -----------------------------------------------------------------------
 

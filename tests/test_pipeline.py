@@ -352,6 +352,11 @@ class TestShards:
         assert drifted[:2] == [False, False]
         assert drifted[3:] == [True, True]
         assert any(line["revision"] > 0 for line in interleaved.lines)  # late labels
+        one = Run(config, workdir)  # one partition: the same windows, revised as often
+        one.pipeline.process(self.messages(pairs, 1))
+        one.pipeline.flush()
+        assert [(line["window_start"], line["revision"]) for line in interleaved.lines] == \
+            [(line["window_start"], line["revision"]) for line in one.lines]
 
     @staticmethod
     def two_partitions(run: Run) -> list[int]:

@@ -264,6 +264,17 @@ class TestUpdate:
         np.testing.assert_array_equal(kept, priorities[order])
         np.testing.assert_array_equal(rows, values[:, order])
 
+    def test_rows_of_equal_priority_are_kept_by_value_whatever_the_order(self):
+        values = np.array([[3.0, 1.0, np.nan, 2.0, 0.5]])
+        priorities = np.array([0.2, 0.2, 0.2, 0.1, 0.9])
+        kept = []
+        for order in ([0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 0, 4, 1, 3]):
+            sample = RowSample(n_columns=1, size=3)
+            for i in order:  # one row at a time: compacted at every third row
+                sample.offer(values[:, [i]], priorities[[i]])
+            kept.append(sample.rows()[0].tolist())
+        assert kept == [[[2.0, 1.0, 3.0]]] * 3  # priority 0.1, then ties by value
+
     def test_memory_is_bounded_by_configuration_not_traffic(self):
         small, large = WindowState(PROFILE, 100), WindowState(PROFILE, 100)
         small.update(self._batch(self._values(1_000)))

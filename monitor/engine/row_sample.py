@@ -61,8 +61,11 @@ class RowSample:
             return
         rows = np.concatenate(self._rows, axis=1)
         priorities = np.concatenate(self._priorities)
-        # lexsort: the last key is the primary one; values (NaN last) only break ties
-        order = np.lexsort((*rows[::-1], priorities))[: self.size]
+        order = np.argsort(priorities, kind="stable")
+        ranked = priorities[order]
+        if (ranked[1:] == ranked[:-1]).any():  # rare: values (NaN last) break the ties
+            order = np.lexsort((*rows[::-1], priorities))  # the last key is the primary one
+        order = order[: self.size]
         rows, priorities = rows[:, order], priorities[order]
         self._rows, self._priorities = [rows], [priorities]
         self._buffered = priorities.size
