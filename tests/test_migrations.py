@@ -11,7 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Engine, Integer, MetaData, String, insert, inspect, select
+from sqlalchemy import Column, Engine, Integer, MetaData, String, insert, inspect, select, text
 
 from monitor.config import StoreSettings
 from monitor.store import open_store, queries
@@ -93,6 +93,23 @@ class TestUpgrade:
             assert store.load_offsets("g") == {("p", 0): 12}
             assert [(p.state, p.refs) for p in store.load_partials()] == [({"n": 1}, 0)]
             assert [m["name"] for m in queries.models(store)] == ["wine"]
+
+
+class TestRevision0006:
+    def test_states_rewritten_at_every_commit_are_stored_uncompressed(self, engine):
+        if engine.dialect.name != "postgresql":
+            pytest.skip("only PostgreSQL compresses (TOAST); SQLite has nothing to change")
+        query = text("SELECT attrelid::regclass::text, attstorage FROM pg_attribute "
+                     "WHERE attname = 'state' AND attrelid::regclass::text IN "
+                     "('pipeline_checkpoints', 'window_partials') ORDER BY 1")
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(query).all() == [("pipeline_checkpoints", "e"),
+                                                 ("window_partials", "e")]
+        downgrade(engine, "0005")
+        with engine.connect() as conn:
+            assert conn.execute(query).all() == [("pipeline_checkpoints", "x"),
+                                                 ("window_partials", "x")]
 
 
 class TestRevision0003:

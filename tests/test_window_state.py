@@ -264,6 +264,23 @@ class TestUpdate:
         np.testing.assert_array_equal(kept, priorities[order])
         np.testing.assert_array_equal(rows, values[:, order])
 
+    def test_a_saved_sample_loads_bit_exact_and_the_older_form_still_loads(self):
+        rng = np.random.default_rng(11)
+        values = rng.normal(size=(3, 40))
+        values[1, ::7] = np.nan
+        sample = RowSample(n_columns=3, size=25)
+        sample.offer(values, rng.random(40))
+        saved = orjson.loads(orjson.dumps(sample.to_dict()))
+        loaded = RowSample(n_columns=3, size=25).load_dict(saved)
+        np.testing.assert_array_equal(loaded.rows()[0], sample.rows()[0])  # NaN == NaN here
+        np.testing.assert_array_equal(loaded.rows()[1], sample.rows()[1])
+        rows, priorities = sample.rows()
+        older = {"columns": [[None if np.isnan(v) else v for v in column]
+                             for column in rows.tolist()], "priorities": priorities.tolist()}
+        np.testing.assert_array_equal(RowSample(3, 25).load_dict(older).rows()[0], rows)
+        with pytest.raises(ValueError, match="do not match"):
+            RowSample(n_columns=2, size=25).load_dict(saved)
+
     def test_rows_of_equal_priority_are_kept_by_value_whatever_the_order(self):
         values = np.array([[3.0, 1.0, np.nan, 2.0, 0.5]])
         priorities = np.array([0.2, 0.2, 0.2, 0.1, 0.9])

@@ -14,6 +14,7 @@ values has fewer than k.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import numpy as np
@@ -100,24 +101,34 @@ class RowSample:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe: columns of values with None for missing, and the priorities."""
+        """JSON-safe and compact: the kept rows (``n_columns`` x m, row-major) and their
+        priorities as base64 of little-endian float64, bit-exact (NaN is missing)."""
         rows, priorities = self.rows()
-        columns = [
-            [None if np.isnan(v) else v for v in column] if np.isnan(column).any() else column
-            for column in rows.tolist()
-        ]
-        return {"columns": columns, "priorities": priorities.tolist()}
+        return {"rows_f64": _pack(rows), "priorities_f64": _pack(priorities)}
 
     def load_dict(self, data: dict[str, Any]) -> RowSample:
-        """Fill this (empty) sample from ``to_dict`` output; returns self."""
-        priorities = np.asarray(data["priorities"], dtype=np.float64)
-        rows = np.array(data["columns"], dtype=np.float64).reshape(self.n_columns, -1) \
-            if self.n_columns else np.empty((0, priorities.size))  # no columns: -1 is ambiguous
-        if rows.shape[1] != priorities.size or priorities.size > self.size:
+        """Fill this (empty) sample from ``to_dict`` output; returns self. Also reads the
+        older form: ``columns`` as lists of numbers (None for missing) and ``priorities``."""
+        if "rows_f64" in data:
+            priorities = _unpack(data["priorities_f64"])
+            rows = _unpack(data["rows_f64"])
+        else:
+            priorities = np.asarray(data["priorities"], dtype=np.float64)
+            rows = np.array(data["columns"], dtype=np.float64)
+        if rows.size != self.n_columns * priorities.size or priorities.size > self.size:
             raise ValueError("row sample columns and priorities do not match its size")
+        rows = rows.reshape(self.n_columns, priorities.size)
         self._rows, self._priorities = [rows], [priorities]
         self._buffered = priorities.size
         self._canonical = True
         if priorities.size >= self.size > 0:
             self._threshold = float(priorities[-1])
         return self
+
+
+def _pack(values: NDArray[np.float64]) -> str:
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f8").tobytes()).decode("ascii")
+
+
+def _unpack(text: str) -> NDArray[np.float64]:
+    return np.frombuffer(base64.b64decode(text), dtype="<f8").astype(np.float64)

@@ -51,24 +51,19 @@ def sample_rows(state: WindowState) -> SampleRows:
     # Both samples keep the rows of smallest priority; a side without columns has no rows,
     # and a state saved before the categorical sample existed has no codes.
     keys = numeric_keys if numeric.shape[0] else code_keys
-    code_at = {float(p): i for i, p in enumerate(code_keys.tolist())}
-    decoders = [list(p.categories) for p in profile.categorical]
-    out_rows: list[list[Any]] = []
-    for i, priority in enumerate(keys.tolist()):
-        values: dict[str, Any] = {}
-        for j, number in enumerate(profile.numeric):
-            value = float(numeric[j, i])
-            values[number.name] = None if np.isnan(value) else value
-        at = code_at.get(priority)
-        for j, category in enumerate(profile.categorical):
-            values[category.name] = None if at is None else _decode(codes[j, at], decoders[j])
-        out_rows.append([values[f.name] for f in profile.features])
-    columns = [{"name": f.name, "kind": f.kind} for f in profile.features]
-    return SampleRows(columns, out_rows)
-
-
-def _decode(code: float, categories: list[str]) -> str | None:
-    k = int(code)
-    if k < len(categories):
-        return categories[k]
-    return UNSEEN if k == len(categories) else None
+    columns: dict[str, list[Any]] = {}
+    for j, number in enumerate(profile.numeric):
+        values = numeric[j].astype(object)
+        values[np.isnan(numeric[j])] = None
+        columns[number.name] = values.tolist()
+    # each row's categorical half, found by its priority (none: a state saved before)
+    position = {priority: i for i, priority in enumerate(code_keys.tolist())}
+    at = np.array([position.get(priority, -1) for priority in keys.tolist()], dtype=np.int64)
+    for j, category in enumerate(profile.categorical):
+        names = np.array([*category.categories, UNSEEN, None], dtype=object)
+        code = codes[j, at] if code_keys.size else np.full(keys.size, np.nan)
+        code = np.where((at >= 0) & ~np.isnan(code), code, len(names) - 1)
+        columns[category.name] = names[np.minimum(code, len(names) - 1).astype(np.int64)].tolist()
+    out_rows = [list(row) for row in zip(*(columns[f.name] for f in profile.features),
+                                         strict=True)] if profile.features else [[]] * keys.size
+    return SampleRows([{"name": f.name, "kind": f.kind} for f in profile.features], out_rows)
