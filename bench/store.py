@@ -42,12 +42,13 @@ COMMIT_INTERVAL_S = 1.0
 PARTITIONS = 4
 
 
-def run(workdir: Path, messages: list[Message], store_url: str | None) -> dict[str, float]:
+def run(workdir: Path, messages: list[Message], store_url: str | None,
+        window: str) -> dict[str, float]:
     config = config_from_dict({
         "models": [{"name": "m", "task": "classification",
                     "reference": {"path": "ref.csv", "target": "target",
                                   "prediction": "prediction", "probability": "probability"},
-                    "window": {"duration": "15m", "grace": "5s"}}],
+                    "window": {"duration": window, "grace": "5s"}}],
     }, base_dir=workdir, environ={})
     lines: list[dict[str, Any]] = []
     pipeline = Pipeline(config, load_profiles(config, workdir / "cache"), lines.append,
@@ -86,6 +87,9 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--window", default="15m",
+                        help="window duration (events are 180 ms apart in event time: 15m "
+                             "closes a window about every 5,000 predictions)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -96,15 +100,16 @@ def main() -> None:
         postgres = start_postgres(workdir / "pg")
         try:
             results = {
-                "no store": run(workdir, messages, None),
-                "sqlite": run(workdir, messages, f"sqlite:///{workdir / 'bench.db'}"),
-                "postgresql": run(workdir, messages, postgres.url),
+                "no store": run(workdir, messages, None, args.window),
+                "sqlite": run(workdir, messages, f"sqlite:///{workdir / 'bench.db'}",
+                              args.window),
+                "postgresql": run(workdir, messages, postgres.url, args.window),
             }
         finally:
             postgres.stop()
     base = results["no store"]["eps"]
     print(f"{len(messages):,} messages ({args.events:,} predictions of 20 features + labels), "
-          f"commit every {COMMIT_INTERVAL_S:.0f} s of processing")
+          f"commit every {COMMIT_INTERVAL_S:.0f} s of processing, {args.window} windows")
     for name, r in results.items():
         print(f"{name:11s} {r['eps']:10,.0f} msg/s  {r['eps'] / base:5.2f}x  "
               f"commit {r['commit_ms']:7.1f} ms (median of {r['commits']:.0f})  "

@@ -55,7 +55,8 @@ FOLLOW_INTERVAL_S = 30.0  # how often the store is asked for a champion promoted
 
 def segment_topic(partition: int) -> str:
     """The checkpoint "topic" of a shard's remembered predictions, one row per window
-    ("partition" = window key): a commit rewrites only the segments that changed."""
+    ("partition" = segment number): a commit rewrites only the segments that changed
+    and deletes those emptied."""
     return f"__segment__/{partition}"
 
 
@@ -137,6 +138,8 @@ class Effects:
                     for (name, partition), changed in pipeline.partials().items()
                     for key, window in changed.items()]
         revised, pipeline.revised = pipeline.revised, set()
+        segments = [(shard, key, entries) for shard, changed in pipeline.segments().items()
+                    for key, entries in changed.items()]
         rows, labels = pipeline.training.drain() if pipeline.training else ([], [])
         with self.store.writing(f"committing a batch of consumer group {group!r}") as conn:
             finals.lock_models(conn, pipeline.models)
@@ -150,9 +153,11 @@ class Effects:
                     *(Checkpoint(CHECKPOINT_TOPIC, partition, name, state)
                       for (name, partition), state in pipeline.checkpoint().items()),
                     *(Checkpoint(segment_topic(partition), key, name, {"entries": entries})
-                      for (name, partition), changed in pipeline.segments().items()
-                      for key, entries in changed.items()),
+                      for (name, partition), key, entries in segments if entries),
                 ],
+                dropped_checkpoints=[(segment_topic(partition), key, name)
+                                     for (name, partition), key, entries in segments
+                                     if not entries],
                 training_rows=[TrainingRow(*row) for row in rows],
                 training_labels=[TrainingLabel(*label) for label in labels],
             )

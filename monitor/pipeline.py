@@ -34,13 +34,13 @@ from monitor.ingest.join import JoinBuffer
 from monitor.windows.assigner import WindowAssigner
 from monitor.windows.window import Window, merged_line
 
-__all__ = ["ALL_PARTITIONS", "LATE_SEGMENT", "Message", "Pipeline", "Shard", "TrainingBuffer"]
+__all__ = ["ALL_PARTITIONS", "SEGMENT_SIZE", "Message", "Pipeline", "Shard", "TrainingBuffer"]
 
 _NEVER = 2**62  # a deadline no clock reaches
-LATE_SEGMENT = -1  # the segment of predictions whose window had closed (no window key)
 _RECHECK = -(2**62)  # forces the next close check to scan the open windows
 ALL_PARTITIONS = -1  # the shard of a count-window model: every partition, in one order
 IDLE_STEP_MS = 10_000  # an idle partition's watermark is saved when it moved this much
+SEGMENT_SIZE = 4096  # remembered predictions per checkpoint segment, in arrival order
 
 WindowSink = Callable[[dict[str, Any]], None]
 DeadLetterSink = Callable[["Message", str, str], None]
@@ -59,8 +59,11 @@ class Message:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
-def _segment(window: Window | None) -> int:
-    return LATE_SEGMENT if window is None else window.key
+def _segment(seq: int) -> int:
+    """The checkpoint segment of the prediction that arrived ``seq``-th: a commit rewrites
+    the segments that changed, so its cost follows the traffic since the last one, not
+    the size of a window or of the join."""
+    return seq // SEGMENT_SIZE
 
 
 @dataclass(slots=True)
@@ -152,7 +155,7 @@ class Shard:
         self._seq += 1
         remembered = _Remembered(window, body["prediction"], body.get("probabilities"),
                                  features is not None, seq=self._seq, ts_ms=event.ts_ms)
-        segment = _segment(window)
+        segment = _segment(self._seq)
         self._dirty.add(segment)
         self._members.setdefault(segment, {})[event.event_id] = None
         if window is None:
@@ -182,7 +185,7 @@ class Shard:
             self.core.counts["duplicate_features"] += 1
         else:
             remembered.has_features = True
-            self._dirty.add(_segment(remembered.window))
+            self._dirty.add(_segment(remembered.seq))
             if self.training is not None:
                 self.training.rows.append((self.model.name, event.event_id, event.ts_ms,
                                            features, remembered.prediction))
@@ -206,7 +209,7 @@ class Shard:
             self.core.counts["duplicate_labels"] += 1
             return
         remembered.labelled = True
-        self._dirty.add(_segment(remembered.window))
+        self._dirty.add(_segment(remembered.seq))
         if self.training is not None:
             self.training.labels.append((self.model.name, event_id, label))
         window = remembered.window
@@ -308,7 +311,7 @@ class Shard:
     def _evicted(self, kind: str, key: str, value: Any) -> None:
         if kind == "predictions":
             window = value.window
-            segment = _segment(window)
+            segment = _segment(value.seq)
             self._dirty.add(segment)
             members = self._members.get(segment)
             if members is not None:
@@ -335,9 +338,10 @@ class Shard:
         }
 
     def segments(self) -> dict[int, list[list[Any]]]:
-        """The remembered predictions of every segment changed since the last call, by
-        window key (``LATE_SEGMENT`` for predictions no window took): what a checkpoint
-        rewrites. An emptied segment comes back as an empty list."""
+        """The remembered predictions of every segment (``SEGMENT_SIZE`` predictions in
+        arrival order) changed since the last call, each with its window's key (None: it
+        came late for its window): what a checkpoint rewrites. An emptied segment comes
+        back as an empty list."""
         dirty, self._dirty = self._dirty, set()
         remembered = self.join.predictions
         out: dict[int, list[list[Any]]] = {}
@@ -347,7 +351,8 @@ class Shard:
                 r = remembered.get(key)
                 if r is not None:
                     entries.append([r.seq, key, r.ts_ms, r.prediction, r.probabilities,
-                                    r.has_features, r.labelled])
+                                    r.has_features, r.labelled,
+                                    None if r.window is None else r.window.key])
         return out
 
     def partials(self) -> dict[int, Window]:
@@ -369,17 +374,22 @@ class Shard:
         self.open = {k: w for k, w in windows.items() if not w.closed}
         self.closed = [w for w in windows.values() if w.closed and (w.refs > 0 or not w.final)]
         self._seq = data["seq"]
-        entries = sorted((entry, segment) for segment, saved in segments.items()
-                         for entry in saved)
+        # an entry saved before segments were blocks of arrival has no window key: its
+        # segment was the window's key (-1: none); those segments are rewritten as blocks
+        entries = sorted((entry if len(entry) == 8 else [*entry, segment if segment != -1
+                                                        else None], len(entry) == 8)
+                         for segment, saved in segments.items() for entry in saved)
         self.join.predictions.load(
-            (key, ts, _Remembered(windows.get(segment),
+            (key, ts, _Remembered(None if window_key is None else windows.get(window_key),
                                   prediction, probabilities, has_features, labelled, seq, ts))
-            for (seq, key, ts, prediction, probabilities, has_features, labelled), segment
+            for (seq, key, ts, prediction, probabilities, has_features, labelled, window_key), _
             in entries
         )
         self._members = {}
-        for (_, key, *_rest), segment in entries:
-            self._members.setdefault(segment, {})[key] = None
+        for (seq, key, *_rest), _ in entries:
+            self._members.setdefault(_segment(seq), {})[key] = None
+        if not all(current for _, current in entries):
+            self._dirty = {*segments, *self._members}
         for stream, entries in data["pending"].items():
             self.join.pending[stream].load(entries)
         self._next_deadline = _RECHECK

@@ -96,20 +96,23 @@ class TestUpgrade:
 
 
 class TestRevision0006:
-    def test_states_rewritten_at_every_commit_are_stored_uncompressed(self, engine):
+    def test_states_are_stored_uncompressed_and_window_samples_with_lz4(self, engine):
         if engine.dialect.name != "postgresql":
             pytest.skip("only PostgreSQL compresses (TOAST); SQLite has nothing to change")
-        query = text("SELECT attrelid::regclass::text, attstorage FROM pg_attribute "
-                     "WHERE attname = 'state' AND attrelid::regclass::text IN "
-                     "('pipeline_checkpoints', 'window_partials') ORDER BY 1")
+        query = text("SELECT attrelid::regclass::text, attname, attstorage, attcompression "
+                     "FROM pg_attribute WHERE (attname = 'state' AND attrelid::regclass::text "
+                     "IN ('pipeline_checkpoints', 'window_partials')) OR (attname = 'rows' "
+                     "AND attrelid::regclass::text = 'window_samples') ORDER BY 1")
         upgrade(engine)
         with engine.connect() as conn:
-            assert conn.execute(query).all() == [("pipeline_checkpoints", "e"),
-                                                 ("window_partials", "e")]
+            assert conn.execute(query).all() == [("pipeline_checkpoints", "state", "e", ""),
+                                                 ("window_partials", "state", "e", ""),
+                                                 ("window_samples", "rows", "x", "l")]
         downgrade(engine, "0005")
         with engine.connect() as conn:
-            assert conn.execute(query).all() == [("pipeline_checkpoints", "x"),
-                                                 ("window_partials", "x")]
+            assert conn.execute(query).all() == [("pipeline_checkpoints", "state", "x", ""),
+                                                 ("window_partials", "state", "x", ""),
+                                                 ("window_samples", "rows", "x", "")]
 
 
 class TestRevision0003:

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from monitor import pipeline as pipeline_module
 from monitor.cli import main
 from monitor.config import Config, config_from_dict
 from monitor.pipeline import ALL_PARTITIONS, Message, Pipeline
@@ -292,7 +293,10 @@ class TestIdleStreams:
 
 
 class TestIncrementalCheckpoints:
-    def test_segments_saved_at_several_commits_restore_the_same_join(self, workdir):
+    @pytest.mark.parametrize("segment_size", [4096, 64])
+    def test_segments_saved_at_several_commits_restore_the_same_join(self, workdir, monkeypatch,
+                                                                    segment_size):
+        monkeypatch.setattr(pipeline_module, "SEGMENT_SIZE", segment_size)
         config = make_config(workdir, {"size": 100, "grace": "2s"},
                              max_pending=1000, max_age="1d", max_predictions=250)
         pairs = list(events(1200, n_numeric=4, seed=6, features_inline=False,
@@ -308,7 +312,10 @@ class TestIncrementalCheckpoints:
             live.pipeline.process(messages[start:start + 400])
             core = {key: as_stored(state) for key, state in live.pipeline.checkpoint().items()}
             for key, entries in live.pipeline.segments()[shard].items():
-                saved_segments[key] = as_stored(entries)  # an upsert
+                if entries:
+                    saved_segments[key] = as_stored(entries)  # an upsert
+                else:
+                    del saved_segments[key]  # emptied: the store deletes it
             for key, window in live.pipeline.partials()[shard].items():
                 saved_windows[key] = as_stored(window.to_dict())
         restored = Run(config, workdir)
@@ -322,6 +329,55 @@ class TestIncrementalCheckpoints:
         assert comparable(live.lines + restored.lines) == comparable(whole)
         assert len(live.pipeline.segments()[shard]) == 0  # nothing changed since the last save
         assert len(live.pipeline.partials()[shard]) == 0
+        if segment_size == 64:  # the join holds 250: old segments emptied and were dropped
+            assert 250 / 64 <= len(saved_segments) <= 250 / 64 + 2
+
+    def test_a_commit_rewrites_what_traffic_changed_not_the_whole_window(self, workdir,
+                                                                         monkeypatch):
+        monkeypatch.setattr(pipeline_module, "SEGMENT_SIZE", 64)
+        config = make_config(workdir, {"duration": "1d", "grace": "1s"})
+        t0 = 1_767_225_600_000
+        run = Run(config, workdir)
+
+        def predict(ids: range) -> None:
+            run.pipeline.process([Message(s, orjson.dumps(v), s, 0, i) for i, (s, v) in (
+                (i, ev("predictions", i, t0 + i * 1000, prediction=1, features=FEATS))
+                for i in ids)])
+
+        predict(range(1000))
+        assert sum(map(len, run.pipeline.segments()[("m", 0)].values())) == 1000
+        predict(range(1000, 1050))  # the same open window, 50 predictions more
+        changed = run.pipeline.segments()[("m", 0)]
+        assert sorted(changed) == [15, 16]  # arrivals 1001..1050 (seq from 1), blocks of 64
+        assert sum(map(len, changed.values())) == 1050 - 15 * 64 + 1  # seq 960..1050
+
+    def test_a_checkpoint_saved_with_window_segments_restores(self, workdir):
+        """Segments were once keyed by window (-1: no window) and entries had no key."""
+        config = make_config(workdir, {"size": 100, "grace": "2s"})
+        pairs = list(events(600, n_numeric=4, seed=7, features_inline=False,
+                            label_every=2, label_delay=180))
+        whole = Run(config, workdir).feed(pairs).lines
+        messages = [Message(s, orjson.dumps(v), s, 0, i) for i, (s, v) in enumerate(pairs)]
+        first = Run(config, workdir)
+        first.pipeline.process(messages[:700])
+        shard = ("m", ALL_PARTITIONS)
+        older: dict[int, list[Any]] = {}
+        for entries in first.pipeline.segments()[shard].values():
+            for *entry, window_key in as_stored(entries):
+                older.setdefault(-1 if window_key is None else window_key, []).append(entry)
+        assert len(older) > 1  # several windows' segments
+        second = Run(config, workdir)
+        closed = {k: as_stored(w.to_dict()) for k, w in first.pipeline.partials()[shard].items()}
+        second.pipeline.restore(
+            {k: as_stored(v) for k, v in first.pipeline.checkpoint().items()}, {shard: older},
+            {shard: closed})
+        rewritten = second.pipeline.segments()[shard]
+        assert set(older) <= set(rewritten)  # every old one is rewritten (or emptied)
+        assert sum(map(len, rewritten.values())) == sum(map(len, older.values()))
+        second.pipeline.process(messages[700:])
+        second.pipeline.flush()
+        assert [orjson.dumps(x, option=orjson.OPT_SORT_KEYS) for x in first.lines + second.lines] \
+            == [orjson.dumps(x, option=orjson.OPT_SORT_KEYS) for x in whole]
 
 
 class TestShards:

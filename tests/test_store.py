@@ -199,6 +199,14 @@ class TestCheckpoints:
         assert [c.partition for c in store.load_checkpoints("g", [P1])] == [1]
         assert store.load_checkpoints("other") == []
 
+    def test_a_dropped_checkpoint_is_deleted_in_the_same_transaction(self, store):
+        store.commit_batch("g", checkpoints=[Checkpoint(*P0, "wine", {"v": 1}),
+                                             Checkpoint(*P1, "wine", {"v": 1})])
+        with store.writing("dropping a checkpoint") as conn:
+            store.save_batch(conn, "g", checkpoints=[Checkpoint(*P1, "wine", {"v": 2})],
+                             dropped_checkpoints=[(*P0, "wine"), (*P0, "other-model")])
+        assert [(c.partition, c.state) for c in store.load_checkpoints("g")] == [(1, {"v": 2})]
+
 
 class TestAtomicity:
     def test_a_failure_midway_leaves_offsets_partials_and_windows_unchanged(self, store):

@@ -220,9 +220,11 @@ class Store:
         training_labels: Sequence[TrainingLabel] = (),
         watermarks: Sequence[Watermark] = (),
         window_samples: Sequence[samples.WindowSample] = (),
+        dropped_checkpoints: Iterable[tuple[str, int, str]] = (),
     ) -> None:
         """``commit_batch``'s writes, in the caller's transaction ``conn``; ``watermarks``
-        replace the saved ones of their partitions."""
+        replace the saved ones of their partitions; the checkpoints ``dropped_checkpoints``
+        names (topic, partition, model) are deleted."""
         now = self.now()
         upsert(
             conn,
@@ -242,6 +244,10 @@ class Store:
             [checkpoint_row(group_id, c, now) for c in checkpoints],
             ["group_id", "topic", "partition", "model"],
         )
+        pc = t.PipelineCheckpoint
+        for topic, partition, model in dropped_checkpoints:
+            conn.execute(delete(pc).where(pc.group_id == group_id, pc.topic == topic,
+                                          pc.partition == partition, pc.model == model))
         for item in windows:
             window_id = conn.execute(
                 insert(t.Window).returning(t.Window.id), window_row(item, now)
