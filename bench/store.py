@@ -1,6 +1,6 @@
 """What the store costs the ingest path: no store, SQLite and PostgreSQL, in one run.
 
-    .venv/bin/python bench/store.py [--events 200000]
+    .venv/bin/python bench/store.py [--events 200000] [--window 15m] [--repeat 3]
 
 The daemon's commit, without Kafka: the pipeline processes prebuilt messages (20-feature
 predictions with labels, 4 partitions) and, once per second of processing, runs the
@@ -80,7 +80,7 @@ def run(workdir: Path, messages: list[Message], store_url: str | None,
     return {"eps": len(messages) / elapsed,
             "commit_ms": statistics.median(commits) * 1000 if commits else 0.0,
             "window_ms": statistics.median(finalising) * 1000 if finalising else 0.0,
-            "commits": len(commits)}
+            "commits": len(commits), "commit_total_s": sum(commits)}
 
 
 def main() -> None:
@@ -88,8 +88,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--window", default="15m",
-                        help="window duration (events are 180 ms apart in event time: 15m "
-                             "closes a window about every 5,000 predictions)")
+                        help="window duration (predictions are 100 ms apart in event time: "
+                             "15m closes a window every 9,000 predictions)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each, interleaved")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -98,23 +99,28 @@ def main() -> None:
                             i) for i, (s, e) in
                     enumerate(events(args.events, n_numeric=20, seed=2, label_delay=500))]
         postgres = start_postgres(workdir / "pg")
+        runs: dict[str, list[dict[str, float]]] = {"no store": [], "sqlite": [], "postgresql": []}
         try:
-            results = {
-                "no store": run(workdir, messages, None, args.window),
-                "sqlite": run(workdir, messages, f"sqlite:///{workdir / 'bench.db'}",
-                              args.window),
-                "postgresql": run(workdir, messages, postgres.url, args.window),
-            }
+            for i in range(args.repeat):  # interleaved, so noise falls on all three alike
+                runs["no store"].append(run(workdir, messages, None, args.window))
+                runs["sqlite"].append(run(workdir, messages, f"sqlite:///{workdir / f'{i}.db'}",
+                                          args.window))
+                runs["postgresql"].append(run(workdir, messages,
+                                              postgres.create_database(f"bench_{i}"), args.window))
         finally:
             postgres.stop()
-    base = results["no store"]["eps"]
     print(f"{len(messages):,} messages ({args.events:,} predictions of 20 features + labels), "
-          f"commit every {COMMIT_INTERVAL_S:.0f} s of processing, {args.window} windows")
-    for name, r in results.items():
-        print(f"{name:11s} {r['eps']:10,.0f} msg/s  {r['eps'] / base:5.2f}x  "
-              f"commit {r['commit_ms']:7.1f} ms (median of {r['commits']:.0f})  "
-              f"finalising {r['window_ms']:6.1f} ms")
-
+          f"commit every {COMMIT_INTERVAL_S:.0f} s of processing, {args.window} windows; "
+          f"median of {args.repeat} runs")
+    base = statistics.median(r["eps"] for r in runs["no store"])
+    for name, results in runs.items():
+        eps = statistics.median(r["eps"] for r in results)
+        ratios = ", ".join(f"{r['eps'] / b['eps']:.2f}" for r, b in zip(results, runs["no store"],
+                                                                     strict=True))
+        print(f"{name:11s} {eps:10,.0f} msg/s  {eps / base:5.2f}x (runs: {ratios})  "
+              f"commit {statistics.median(r['commit_ms'] for r in results):6.1f} ms median, "
+              f"{statistics.median(r['commit_total_s'] for r in results):4.1f} s in all  "
+              f"finalising {statistics.median(r['window_ms'] for r in results):6.1f} ms")
 
 if __name__ == "__main__":
     main()

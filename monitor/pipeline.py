@@ -123,7 +123,8 @@ class Shard:
         self._seq = 0
         self._dirty: set[int] = set()  # segments of remembered predictions changed since saved
         self._unsaved: dict[int, Window] = {}  # partials changed (or dropped) since saved
-        self._members: dict[int, dict[str, None]] = {}  # segment -> its event ids, in order
+        # segment -> its remembered predictions by event id, in arrival order
+        self._members: dict[int, dict[str, _Remembered]] = {}
         # joined rows kept for the retrain job, when it is on and the core collects them
         self.training = core.training if model.retrain.enabled else None
         self._next_deadline = _RECHECK  # clock value up to which no window is due
@@ -157,7 +158,7 @@ class Shard:
                                  features is not None, seq=self._seq, ts_ms=event.ts_ms)
         segment = _segment(self._seq)
         self._dirty.add(segment)
-        self._members.setdefault(segment, {})[event.event_id] = None
+        self._members.setdefault(segment, {})[event.event_id] = remembered
         if window is None:
             self.core.counts["late_predictions"] += 1
         else:
@@ -343,17 +344,10 @@ class Shard:
         came late for its window): what a checkpoint rewrites. An emptied segment comes
         back as an empty list."""
         dirty, self._dirty = self._dirty, set()
-        remembered = self.join.predictions
-        out: dict[int, list[list[Any]]] = {}
-        for segment in dirty:
-            entries = out[segment] = []
-            for key in self._members.get(segment, ()):
-                r = remembered.get(key)
-                if r is not None:
-                    entries.append([r.seq, key, r.ts_ms, r.prediction, r.probabilities,
-                                    r.has_features, r.labelled,
-                                    None if r.window is None else r.window.key])
-        return out
+        return {segment: [[r.seq, key, r.ts_ms, r.prediction, r.probabilities, r.has_features,
+                           r.labelled, None if r.window is None else r.window.key]
+                          for key, r in self._members.get(segment, {}).items()]
+                for segment in dirty}
 
     def partials(self) -> dict[int, Window]:
         """Closed windows (partials) changed since the last call, by key, including those
@@ -379,15 +373,14 @@ class Shard:
         entries = sorted((entry if len(entry) == 8 else [*entry, segment if segment != -1
                                                         else None], len(entry) == 8)
                          for segment, saved in segments.items() for entry in saved)
-        self.join.predictions.load(
-            (key, ts, _Remembered(None if window_key is None else windows.get(window_key),
-                                  prediction, probabilities, has_features, labelled, seq, ts))
-            for (seq, key, ts, prediction, probabilities, has_features, labelled, window_key), _
-            in entries
-        )
         self._members = {}
-        for (seq, key, *_rest), _ in entries:
-            self._members.setdefault(_segment(seq), {})[key] = None
+        for (seq, key, ts, prediction, probabilities, has_features, labelled, window_key), _ \
+                in entries:
+            self._members.setdefault(_segment(seq), {})[key] = _Remembered(
+                None if window_key is None else windows.get(window_key),
+                prediction, probabilities, has_features, labelled, seq, ts)
+        self.join.predictions.load((key, r.ts_ms, r) for members in self._members.values()
+                                   for key, r in members.items())
         if not all(current for _, current in entries):
             self._dirty = {*segments, *self._members}
         for stream, entries in data["pending"].items():

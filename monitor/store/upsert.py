@@ -7,6 +7,7 @@ SQLAlchemy has the statement per dialect (``sqlalchemy.dialects.sqlite.insert`` 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,20 +32,30 @@ def upsert(
     """
     if not rows:
         return
-    stmt = dialect_insert(conn, table)
+    statement = _statement(conn.dialect.name, table, tuple(keys),
+                           None if update is None else tuple(update))
+    conn.execute(statement, [dict(row) for row in rows])
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(dialect: str, table: Table, keys: tuple[str, ...],
+               update: tuple[str, ...] | None) -> Any:
+    """The statement, made once: building ``excluded`` costs milliseconds per call."""
+    stmt = _insert(dialect, table)
     columns = [c.name for c in table.columns if c.name not in keys] if update is None else update
     if columns:
-        stmt = stmt.on_conflict_do_update(
+        return stmt.on_conflict_do_update(
             index_elements=list(keys), set_={name: stmt.excluded[name] for name in columns}
         )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-    conn.execute(stmt, [dict(row) for row in rows])
+    return stmt.on_conflict_do_nothing(index_elements=list(keys))
 
 
 def dialect_insert(conn: Connection, table: Table) -> Any:
     """The ``INSERT`` of ``conn``'s dialect, with ``on_conflict_do_update`` and ``excluded``."""
-    dialect = conn.dialect.name
+    return _insert(conn.dialect.name, table)
+
+
+def _insert(dialect: str, table: Table) -> Any:
     if dialect == "postgresql":
         return postgresql.insert(table)
     if dialect == "sqlite":
