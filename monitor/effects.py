@@ -133,10 +133,15 @@ class Effects:
         """The one transaction, then its effects."""
         pipeline, group = self.pipeline, self.config.kafka.group_id
         pipeline.emit_revisions()
+        changed = {(name, key, partition): window
+                   for (name, partition), windows in pipeline.partials().items()
+                   for key, window in windows.items()}
         partials = [Partial(name, key, self.topic, partition, window.to_dict(),
                             window.n_predictions, refs=window.refs)
-                    for (name, partition), changed in pipeline.partials().items()
-                    for key, window in changed.items()]
+                    for (name, key, partition), window in changed.items()]
+        held = {**{(name, window.key, partition): window
+                   for (name, partition), shard in pipeline.shards.items()
+                   for window in shard.closed}, **changed}  # as saved: no need to read back
         revised, pipeline.revised = pipeline.revised, set()
         segments = [(shard, key, entries) for shard, changed in pipeline.segments().items()
                     for key, entries in changed.items()]
@@ -163,7 +168,7 @@ class Effects:
             )
             lines, firsts = finalise_in_store(
                 conn, pipeline, self.topic, partitions=self.partitions, revised=revised,
-                released={(p.model, p.window_key) for p in partials if p.refs <= 0})
+                released={(p.model, p.window_key) for p in partials if p.refs <= 0}, held=held)
             alerts = self._evaluate(conn, lines)
             self.store.save_batch(
                 conn, group,

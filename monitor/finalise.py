@@ -28,15 +28,19 @@ __all__ = ["finalise_in_store"]
 def finalise_in_store(conn: Connection, pipeline: Pipeline, topic: str, *,
                       partitions: Mapping[str, Iterable[int]],
                       revised: Iterable[tuple[str, int]],
-                      released: Iterable[tuple[str, int]]
+                      released: Iterable[tuple[str, int]],
+                      held: Mapping[tuple[str, int, int], Window] | None = None,
                       ) -> tuple[list[dict[str, Any]], list[Window]]:
     """In the commit transaction (after this process's partials and watermarks are
     saved, with the models locked): write out every window all ``partitions`` of its model
     have passed, in key order, then a revision of every finalised window whose partials
     changed (``revised``: late labels, or a partition that closed its part late). Partials
     of finalised windows that no prediction points at any more (``released`` ones among
-    them) are deleted. Returns the window lines, first closes then revisions, and the
-    windows finalised (merged: their row samples are saved)."""
+    them) are deleted. ``held``: partials this process holds as saved, by (model, window
+    key, partition), used instead of reading them back. Returns the window lines, first
+    closes then revisions, and the windows finalised (merged: their row samples are
+    saved)."""
+    held = held or {}
     lines: list[dict[str, Any]] = []
     firsts: list[Window] = []
     for name, model in pipeline.models.items():
@@ -54,7 +58,7 @@ def finalise_in_store(conn: Connection, pipeline: Pipeline, topic: str, *,
             if not all(p in pending[key] or (deadline is not None and p in marks
                                               and marks[p] > deadline) for p in wanted):
                 break
-            window = _merged(conn, pipeline, name, key)
+            window = _merged(conn, pipeline, name, key, held)
             lines.append(window.line(pipeline.as_of_ms))
             firsts.append(window)
             pipeline.counts["windows"] += 1
@@ -62,7 +66,7 @@ def finalise_in_store(conn: Connection, pipeline: Pipeline, topic: str, *,
         changed = {key for m, key in revised if m == name} - set(pending)
         latest = finals.latest_revisions(conn, name, changed)
         for key, revision in sorted(latest.items()):
-            window = _merged(conn, pipeline, name, key)
+            window = _merged(conn, pipeline, name, key, held)
             window.revision = revision
             lines.append(window.line(pipeline.as_of_ms))
         let_go = {key for m, key in released if m == name} - set(pending)
@@ -70,11 +74,16 @@ def finalise_in_store(conn: Connection, pipeline: Pipeline, topic: str, *,
     return lines, firsts
 
 
-def _merged(conn: Connection, pipeline: Pipeline, name: str, key: int) -> Window:
-    """A window merged from its saved partials (in partition order), not yet scored."""
+def _merged(conn: Connection, pipeline: Pipeline, name: str, key: int,
+            held: Mapping[tuple[str, int, int], Window]) -> Window:
+    """A new window merged from its saved partials (in partition order), not yet scored;
+    the partials this process holds are not read back, nor changed."""
     model, profile = pipeline.models[name], pipeline.profiles[name]
-    parts = [Window.from_dict(state, profile, model)
-             for _, state in finals.partials_of(conn, name, key)]
-    window = parts[0] if len(parts) == 1 else Window.merged(parts)
+    partitions = finals.partitions_of(conn, name, key)
+    stored = dict(finals.partials_of(conn, name, key, [p for p in partitions
+                                                       if (name, key, p) not in held]))
+    parts = [held[(name, key, p)] if p not in stored
+             else Window.from_dict(stored[p], profile, model) for p in partitions]
+    window = Window.merged(parts)
     window.revision = -1
     return window

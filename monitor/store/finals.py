@@ -23,6 +23,7 @@ __all__ = [
     "latest_revisions",
     "lock_models",
     "partials_of",
+    "partitions_of",
     "unfinalised",
     "watermarks",
 ]
@@ -69,10 +70,20 @@ def latest_revisions(conn: Connection, model: str, keys: Iterable[int]) -> dict[
     return {int(key): int(revision) for key, revision in rows}
 
 
-def partials_of(conn: Connection, model: str, key: int) -> list[tuple[int, dict[str, Any]]]:
-    """``(partition, state)`` of every partial of one window, in partition order."""
+def partitions_of(conn: Connection, model: str, key: int) -> list[int]:
+    """The partitions that saved a partial of one window, in order."""
+    return list(conn.execute(select(P.partition).where(P.model == model, P.window_key == key)
+                             .order_by(P.partition)).scalars())
+
+
+def partials_of(conn: Connection, model: str, key: int, partitions: Iterable[int]
+                ) -> list[tuple[int, dict[str, Any]]]:
+    """``(partition, state)`` of the partials of one window from ``partitions``."""
+    wanted = sorted(set(partitions))
+    if not wanted:
+        return []
     rows = conn.execute(select(P.partition, P.state)
-                        .where(P.model == model, P.window_key == key)
+                        .where(P.model == model, P.window_key == key, P.partition.in_(wanted))
                         .order_by(P.partition)).all()
     return [(partition, state) for partition, state in rows]
 

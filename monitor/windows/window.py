@@ -158,7 +158,7 @@ class Window:
 
     @classmethod
     def merged(cls, parts: list[Window]) -> Window:
-        """One window of the partials of several partitions (in the order given: merged
+        """A new window of the partials of several partitions (in the order given: merged
         float sums depend on it); the partials do not change but for a flush."""
         first = parts[0]
         versions = [w.model_version for w in parts if w.model_version is not None]
@@ -171,8 +171,8 @@ class Window:
         out.revision = max(w.revision for w in parts)
         for window in parts:
             window.flush()
-        state = first.state
-        for window in parts[1:]:
+        state = first.state if len(parts) > 1 else out.state  # out's is new and empty
+        for window in parts[1:] if len(parts) > 1 else parts:
             state = state.merge(window.state)
         out.state = state
         return out
