@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from monitor import pipeline as pipeline_module
+from monitor import shard as shard_module
 from monitor.cli import main
 from monitor.config import Config, config_from_dict
 from monitor.pipeline import ALL_PARTITIONS, Message, Pipeline
@@ -296,7 +296,7 @@ class TestIncrementalCheckpoints:
     @pytest.mark.parametrize("segment_size", [4096, 64])
     def test_segments_saved_at_several_commits_restore_the_same_join(self, workdir, monkeypatch,
                                                                     segment_size):
-        monkeypatch.setattr(pipeline_module, "SEGMENT_SIZE", segment_size)
+        monkeypatch.setattr(shard_module, "SEGMENT_SIZE", segment_size)
         config = make_config(workdir, {"size": 100, "grace": "2s"},
                              max_pending=1000, max_age="1d", max_predictions=250)
         pairs = list(events(1200, n_numeric=4, seed=6, features_inline=False,
@@ -334,7 +334,7 @@ class TestIncrementalCheckpoints:
 
     def test_a_commit_rewrites_what_traffic_changed_not_the_whole_window(self, workdir,
                                                                          monkeypatch):
-        monkeypatch.setattr(pipeline_module, "SEGMENT_SIZE", 64)
+        monkeypatch.setattr(shard_module, "SEGMENT_SIZE", 64)
         config = make_config(workdir, {"duration": "1d", "grace": "1s"})
         t0 = 1_767_225_600_000
         run = Run(config, workdir)
