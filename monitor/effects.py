@@ -54,9 +54,9 @@ FOLLOW_INTERVAL_S = 30.0  # how often the store is asked for a champion promoted
 
 
 def segment_topic(partition: int) -> str:
-    """The checkpoint "topic" of a shard's remembered predictions, one row per window
-    ("partition" = segment number): a commit rewrites only the segments that changed
-    and deletes those emptied."""
+    """The checkpoint "topic" of a shard's remembered predictions, one row per segment
+    ("partition" = segment number, see ``monitor.shard``): a commit rewrites only the
+    segments that changed and deletes those emptied."""
     return f"__segment__/{partition}"
 
 

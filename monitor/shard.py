@@ -330,19 +330,19 @@ class Shard:
         self._seq = data["seq"]
         # an entry saved before segments were blocks of arrival has no window key: its
         # segment was the window's key (-1: none); those segments are rewritten as blocks
-        entries = sorted((entry if len(entry) == 8 else [*entry, segment if segment != -1
-                                                        else None], len(entry) == 8)
+        older = any(len(entry) == 7 for saved in segments.values() for entry in saved)
+        entries = sorted(entry if len(entry) == 8 else [*entry, None if segment == -1 else segment]
                          for segment, saved in segments.items() for entry in saved)
         self._members = {}
-        for (seq, key, ts, prediction, probabilities, has_features, labelled, window_key), _ \
+        for seq, key, ts, prediction, probabilities, has_features, labelled, window_key \
                 in entries:
             self._members.setdefault(_segment(seq), {})[key] = _Remembered(
                 None if window_key is None else windows.get(window_key),
                 prediction, probabilities, has_features, labelled, seq, ts)
         self.join.predictions.load((key, r.ts_ms, r) for members in self._members.values()
                                    for key, r in members.items())
-        if not all(current for _, current in entries):
+        if older:
             self._dirty = {*segments, *self._members}
-        for stream, entries in data["pending"].items():
-            self.join.pending[stream].load(entries)
+        for stream, pending in data["pending"].items():
+            self.join.pending[stream].load(pending)
         self._next_deadline = _RECHECK

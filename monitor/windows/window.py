@@ -8,6 +8,7 @@ remember it are still in the join.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from monitor.engine.scoring import score_window
@@ -171,10 +172,10 @@ class Window:
         out.revision = max(w.revision for w in parts)
         for window in parts:
             window.flush()
-        state = first.state if len(parts) > 1 else out.state  # out's is new and empty
-        for window in parts[1:] if len(parts) > 1 else parts:
-            state = state.merge(window.state)
-        out.state = state
+        states = [w.state for w in parts]
+        if len(states) == 1:  # merged into out's new, empty state: out never shares one
+            states.insert(0, out.state)
+        out.state = functools.reduce(WindowState.merge, states)
         return out
 
     def line(self, as_of_ms: int) -> dict[str, Any]:
