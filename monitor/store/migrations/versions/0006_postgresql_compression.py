@@ -1,8 +1,8 @@
 """PostgreSQL: states uncompressed, window samples compressed with lz4 (when it has it).
 
 PostgreSQL's default TOAST compression (pglz) of a large JSON document of numbers costs
-several times the write itself: a 400 KB document took 24 ms compressed with pglz, 5 ms
-with lz4 and 4 ms not compressed (PostgreSQL 15, this project's development VM). Checkpoint
+several times the write itself: a 400 KB document took 18 ms compressed with pglz, 4 ms
+with lz4 and 4 ms not compressed (``bench/pg_toast.py``, PostgreSQL 15, BENCHMARKS.md). Checkpoint
 and partial states are rewritten at every commit, so they are stored out of line without
 compression (``STORAGE EXTERNAL``); window samples are written once and kept for the
 retention period, so they are compressed with lz4 where the server was built with it.
