@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
-import math
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from monitor.engine.profile import ReferenceProfile
 from monitor.engine.row_sample import RowSample
 from monitor.engine.sample_rows import UNSEEN, sample_rows
 from monitor.engine.window_state import WindowState
+from tests.services.window_lines import assert_same
 
 _RNG = np.random.default_rng(0)
 _N = 400
@@ -53,22 +54,9 @@ def _state(seed: int = 0) -> WindowState:
     return WindowState(PROFILE, sample_size=SAMPLE_SIZE, seed=seed)
 
 
-def _assert_same(left: Any, right: Any, path: str = "") -> None:
+def _assert_same(left: Any, right: Any) -> None:
     """Equal dicts, with floats compared to rounding (moment sums merge up to rounding)."""
-    if isinstance(left, dict):
-        assert isinstance(right, dict), path
-        assert left.keys() == right.keys(), path
-        for key in left:
-            _assert_same(left[key], right[key], f"{path}.{key}")
-    elif isinstance(left, list):
-        assert isinstance(right, list), path
-        assert len(left) == len(right), path
-        for i, (a, b) in enumerate(zip(left, right, strict=True)):
-            _assert_same(a, b, f"{path}[{i}]")
-    elif isinstance(left, float) and isinstance(right, float):
-        assert math.isclose(left, right, rel_tol=1e-9, abs_tol=1e-9), f"{path}: {left} != {right}"
-    else:
-        assert left == right, f"{path}: {left!r} != {right!r}"
+    assert_same(left, right, abs_tol=1e-9)
 
 
 # -- events as hypothesis draws them ----------------------------------------------------
@@ -128,9 +116,7 @@ class TestMergeProperties:
     @given(_events, st.lists(st.integers(0, 40), min_size=0, max_size=4))
     def test_merged_partitions_equal_one_pass(self, events, cuts):
         parts = _parts(events, cuts)
-        merged = parts[0]
-        for part in parts[1:]:
-            merged = merged.merge(part)
+        merged = functools.reduce(WindowState.merge, parts)
         _assert_same(merged.to_dict(), _fill(_state(), events, 0).to_dict())
 
     @_settings
@@ -332,9 +318,7 @@ class TestSampleRows:
     @given(_events, st.lists(st.integers(0, 40), min_size=0, max_size=3))
     def test_merged_partitions_keep_the_rows_of_one_pass(self, events, cuts):
         parts = _parts(events, cuts)
-        merged = parts[0]
-        for part in parts[1:]:
-            merged = merged.merge(part)
+        merged = functools.reduce(WindowState.merge, parts)
 
         assert sample_rows(merged).rows == sample_rows(_fill(_state(), events, 0)).rows
 

@@ -23,19 +23,20 @@ def final_lines(lines: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     return {k: v[0] for k, v in out.items()}  # type: ignore[index]
 
 
-def assert_same(a: Any, b: Any, where: str = "") -> None:
-    """Equal, floats to 1e-9 relative (a sum over labels may add in another order)."""
+def assert_same(a: Any, b: Any, where: str = "", *, abs_tol: float = 1e-12) -> None:
+    """Equal, floats to 1e-9 relative (a sum over labels may add in another order) or
+    ``abs_tol``."""
     if isinstance(a, dict):
         assert isinstance(b, dict), where
         assert a.keys() == b.keys(), where
         for key in a:
-            assert_same(a[key], b[key], f"{where}.{key}")
+            assert_same(a[key], b[key], f"{where}.{key}", abs_tol=abs_tol)
     elif isinstance(a, list):
         assert isinstance(b, list), where
         assert len(a) == len(b), where
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same(x, y, f"{where}[{i}]")
+            assert_same(x, y, f"{where}[{i}]", abs_tol=abs_tol)
     elif isinstance(a, float) and isinstance(b, float):
-        assert a == pytest.approx(b, rel=1e-9, abs=1e-12), where
+        assert a == pytest.approx(b, rel=1e-9, abs=abs_tol), f"{where}: {a} != {b}"
     else:
-        assert a == b, where
+        assert a == b, f"{where}: {a!r} != {b!r}"
