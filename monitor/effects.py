@@ -104,20 +104,17 @@ class Effects:
         saved = self.store.load_checkpoints(self.config.kafka.group_id)
         states: dict[tuple[str, int], dict[str, Any]] = {}
         segments: dict[tuple[str, int], dict[int, list[list[Any]]]] = {}
+        segment_topics = {segment_topic(partition): partition for partition in wanted}
         for c in saved:
+            model = self.config.model(c.model)
             if c.topic == CHECKPOINT_TOPIC and c.partition in wanted:
                 states[(c.model, c.partition)] = c.state
-            elif c.topic == ALERTS_TOPIC and self.config.model(c.model) is not None:
-                model = self.config.model(c.model)
-                assert model is not None
+            elif c.topic in segment_topics:  # c.partition is the segment's number
+                segments.setdefault((c.model, segment_topics[c.topic]), {})[c.partition] = \
+                    c.state["entries"]
+            elif c.topic == ALERTS_TOPIC and model is not None:
                 self.policies[c.model] = AlertPolicyState.from_dict(c.state, model.alerts,
                                                                     c.model)
-        for partition in wanted:
-            topic = segment_topic(partition)
-            for c in saved:
-                if c.topic == topic:
-                    segments.setdefault((c.model, partition), {})[c.partition] = \
-                        c.state["entries"]
         closed: dict[tuple[str, int], dict[int, dict[str, Any]]] = {}
         for partial in self.store.load_partials():
             if partial.topic == self.topic and partial.partition in wanted and partial.refs > 0:
